@@ -1,0 +1,63 @@
+# modeldeploy — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help install cluster-up cluster-down cluster-tools test test-unit test-e2e demo run bench crds lint e2e-kind
+
+help:
+	@echo "make demo   - local cluster + operator + the iris example, end to end"
+	@echo "make test   - the full test suite (unit + real control plane + real Prometheus)"
+	@echo "other: install cluster-up cluster-down run bench crds lint e2e-kind"
+
+# The virtual environment, rebuilt when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+cluster-tools:
+	cluster/build.sh all
+
+cluster-up: cluster-tools
+	cluster/up.sh
+
+cluster-down:
+	cluster/down.sh
+
+crds: $(STAMP)
+	$(PY) -m modeldeploy_operator.crdgen --output crds/modeldeploy.dev_modeldeployments.yaml
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator serving tests
+	$(VENV)/bin/ruff format --check operator serving tests
+	$(VENV)/bin/mypy
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit -q
+
+# The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable.
+test: $(STAMP) cluster-tools
+	$(VENV)/bin/pytest tests -q
+
+run: $(STAMP)
+	$(VENV)/bin/modeldeploy operator --all-namespaces
+
+demo: $(STAMP) cluster-up
+	$(PY) -m modeldeploy_operator.demo
+
+bench: $(STAMP) cluster-up
+	$(PY) bench/run.py
+
+# For people with Docker: the same e2e suite on a kind cluster.
+e2e-kind: $(STAMP)
+	kind create cluster --name modeldeploy-e2e --kubeconfig .cluster/kind-kubeconfig
+	KUBECONFIG=$(CURDIR)/.cluster/kind-kubeconfig $(VENV)/bin/pytest tests/e2e -q; \
+	  rc=$$?; kind delete cluster --name modeldeploy-e2e; exit $$rc

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Builds, once per version, the binaries of the local control plane and the tools the tests use,
+# from their Go modules through the module proxy. Output is cached outside the repository:
+#   ${MODELDEPLOY_CACHE:-~/.cache/modeldeploy}/<component>/<version>/bin/
+# The versions are pinned in cluster/modules/*/go.mod (one consumer module per component, because
+# their Kubernetes library versions differ).
+#
+#   cluster/build.sh all            build everything that is missing
+#   cluster/build.sh paths          print NAME=PATH lines for every binary (builds nothing)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+MODULES=$ROOT/cluster/modules
+CACHE=${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}
+LOG_DIR=$CACHE/logs
+
+die() { echo "modeldeploy cluster: $*" >&2; exit 1; }
+
+# The version a consumer module pins for a dependency, read from its go.mod.
+pinned() { awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULES/$1/go.mod"; }
+
+KUBE_VERSION=$(pinned kubernetes k8s.io/kubernetes)
+ETCD_VERSION=$(pinned etcd go.etcd.io/etcd/server/v3)
+KWOK_VERSION=$(pinned kwok sigs.k8s.io/kwok)
+HELM_VERSION=$(pinned helm helm.sh/helm/v3)
+
+KUBE_BIN=$CACHE/k8s/$KUBE_VERSION/bin
+ETCD_BIN=$CACHE/etcd/$ETCD_VERSION/bin
+KWOK_BIN=$CACHE/kwok/$KWOK_VERSION/bin
+HELM_BIN=$CACHE/helm/$HELM_VERSION/bin
+
+print_paths() {
+  cat <<PATHS
+KUBE_VERSION=$KUBE_VERSION
+KUBE_APISERVER=$KUBE_BIN/kube-apiserver
+KUBE_CONTROLLER_MANAGER=$KUBE_BIN/kube-controller-manager
+KUBE_SCHEDULER=$KUBE_BIN/kube-scheduler
+KUBECTL=$(command -v kubectl || echo "$KUBE_BIN/kubectl")
+ETCD=$ETCD_BIN/etcd
+KWOK=$KWOK_BIN/kwok
+KWOKCTL=$KWOK_BIN/kwokctl
+HELM=$HELM_BIN/helm
+PATHS
+}
+
+preflight() {
+  command -v go >/dev/null || die "the Go toolchain is missing: install Go >= 1.24 (https://go.dev/doc/install) and retry"
+  local proxy
+  proxy=$(go env GOPROXY | cut -d, -f1)
+  if [[ $proxy == http* ]] && ! curl -fsS -o /dev/null --max-time 15 "$proxy/k8s.io/kubernetes/@v/$KUBE_VERSION.info"; then
+    die "cannot reach the Go module proxy $proxy (needed once, to download the Kubernetes sources)"
+  fi
+}
+
+# build COMPONENT VERSION OUTDIR MODULE_DIR LDFLAGS PACKAGE...
+build() {
+  local name=$1 version=$2 out=$3 module=$4 ldflags=$5
+  shift 5
+  local missing=0 pkg
+  for pkg in "$@"; do [[ -x $out/$(basename "$pkg") ]] || missing=1; done
+  ((missing)) || return 0
+  ((PREFLIGHT_DONE)) || { preflight; PREFLIGHT_DONE=1; }
+  mkdir -p "$out" "$LOG_DIR"
+  local log=$LOG_DIR/$name-$version.log start=$SECONDS
+  echo "building $name $version — first run only, this takes a few minutes (log: $log)"
+  # Build into a temporary directory and move into place, so an interrupted build leaves no
+  # half-written binary that a later run would take for a finished one.
+  local tmp
+  tmp=$(mktemp -d "$out/.build.XXXXXX")
+  if ! (cd "$MODULES/$module" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; then
+    rm -rf "$tmp"
+    local hint
+    hint=$(grep -m1 -E 'dial tcp|no such host|proxy|not found|cannot find' "$log" || tail -1 "$log")
+    die "building $name $version failed: $hint (full log: $log)"
+  fi
+  mv "$tmp"/* "$out"/ && rmdir "$tmp"
+  echo "built $name $version in $((SECONDS - start))s"
+}
+
+build_all() {
+  PREFLIGHT_DONE=0
+  local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
+  minor=${minor%%.*}
+  # Stamp the version the way release builds do; unstamped builds report v0.0.0-master, which
+  # clients and version skew checks reject.
+  local kube_ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+  build kubernetes "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler
+  if ! command -v kubectl >/dev/null; then
+    build kubectl "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" k8s.io/kubernetes/cmd/kubectl
+  fi
+  # etcd's main package is the module root; the binary is named after the last path element (v3).
+  if [[ ! -x $ETCD_BIN/etcd ]]; then
+    build etcd "$ETCD_VERSION" "$ETCD_BIN" etcd "-s -w" go.etcd.io/etcd/server/v3
+    mv "$ETCD_BIN/v3" "$ETCD_BIN/etcd"
+  fi
+  build kwok "$KWOK_VERSION" "$KWOK_BIN" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
+    sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+  build helm "$HELM_VERSION" "$HELM_BIN" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    helm.sh/helm/v3/cmd/helm
+}
+
+case ${1:-all} in
+  all) build_all ;;
+  paths) print_paths ;;
+  *) die "usage: cluster/build.sh [all|paths]" ;;
+esac

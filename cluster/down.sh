@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Stops exactly the processes cluster/up.sh started (kwokctl's pid files) and removes the state.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=$ROOT/.cluster
+NAME=modeldeploy
+CLUSTER_DIR=$STATE/kwok/clusters/$NAME
+export KWOK_WORKDIR=$STATE/kwok
+
+[[ -d $STATE ]] || { echo "no local cluster to stop"; exit 0; }
+
+pids=()
+for f in "$CLUSTER_DIR"/pids/*.pid; do
+  [[ -f $f ]] || continue
+  pid=$(cat "$f")
+  # Only a process whose command line points into this cluster's directory is ours; a stale pid
+  # file (after a reboot) may name an unrelated process.
+  if grep -qa "$CLUSTER_DIR" "/proc/$pid/cmdline" 2>/dev/null; then pids+=("$pid"); fi
+done
+
+eval "$("$ROOT/cluster/build.sh" paths)"
+if [[ -x $KWOKCTL ]]; then
+  "$KWOKCTL" delete cluster --name "$NAME" >/dev/null 2>&1 || true
+fi
+
+# kwokctl signals the components and returns at once; wait for them, then force the stragglers.
+for pid in "${pids[@]}"; do
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "process $pid did not stop; killing it"
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+done
+rm -rf "$STATE"
+echo "local cluster stopped and removed"

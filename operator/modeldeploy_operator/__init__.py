@@ -1,0 +1,1 @@
+"""modeldeploy controller: the typed API, pure builders of desired objects, and the kopf reconciler."""

@@ -1,0 +1,1 @@
+"""modeldeploy model server and storage initializer (the code every serving pod runs)."""
