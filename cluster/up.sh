@@ -50,6 +50,7 @@ if ! "$KWOKCTL" create cluster --name "$NAME" \
   --kube-scheduler-binary "$KUBE_SCHEDULER" \
   --etcd-binary "$ETCD" \
   --kwok-controller-binary "$KWOK" \
+  --kube-audit-policy "$ROOT/cluster/kwok/audit-policy.yaml" \
   --kubeconfig "$KUBECONFIG" \
   --wait 120s >"$STATE/kwokctl.log" 2>&1; then
   tail -5 "$STATE/kwokctl.log" >&2

@@ -1,0 +1,64 @@
+"""Fixtures shared by every test: the cluster under test and a namespace per test.
+
+The e2e suite runs against `.cluster/kubeconfig` (started by `cluster/up.sh` when absent or
+unhealthy) or, when KUBECONFIG points elsewhere, against that cluster as it is — kind, or a
+cloud cluster — without starting anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.kube import Kubectl
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _user_kubeconfig() -> Path | None:
+    configured = os.environ.get("KUBECONFIG")
+    if configured and Path(configured).resolve() != LOCAL_KUBECONFIG.resolve():
+        return Path(configured)
+    return None
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Path:
+    user = _user_kubeconfig()
+    if user is not None:
+        return user
+    subprocess.run([str(ROOT / "cluster" / "up.sh")], check=True)
+    return LOCAL_KUBECONFIG
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: Path) -> Kubectl:
+    return Kubectl(kubeconfig)
+
+
+@pytest.fixture
+def namespace(kube: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"t-{base}-{uuid.uuid4().hex[:6]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    kube.delete("namespace", name)
+
+
+@pytest.fixture
+def k(kube: Kubectl, namespace: str) -> Kubectl:
+    """kubectl bound to this test's namespace."""
+    return kube.in_namespace(namespace)

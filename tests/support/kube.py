@@ -1,0 +1,88 @@
+"""A small, synchronous view of a real cluster for tests: kubectl with JSON in and out.
+
+Tests talk to the apiserver through the same CLI a user would, so a passing test says something
+about what users see; the operator itself uses its own async client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Manifest = dict[str, Any]
+
+
+class KubectlError(RuntimeError):
+    """kubectl exited non-zero; `stderr` holds the apiserver's message."""
+
+    def __init__(self, args: list[str], stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)}: {stderr.strip()}")
+        self.stderr = stderr
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, namespace: str | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.namespace = namespace
+
+    def in_namespace(self, namespace: str) -> Kubectl:
+        return Kubectl(self.kubeconfig, namespace)
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        cmd = ["kubectl", f"--kubeconfig={self.kubeconfig}"]
+        if self.namespace:
+            cmd.append(f"--namespace={self.namespace}")
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        proc = subprocess.run(
+            [*cmd, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+        )
+        if check and proc.returncode != 0:
+            raise KubectlError(list(args), proc.stderr)
+        return proc.stdout
+
+    def apply(self, *manifests: Manifest, server_side: bool = False) -> None:
+        body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})
+        extra = ["--server-side", "--field-manager=tests"] if server_side else []
+        self.run("apply", *extra, "-f", "-", stdin=body)
+
+    def create(self, manifest: Manifest) -> Manifest:
+        out = self.run("create", "-o", "json", "-f", "-", stdin=json.dumps(manifest))
+        return dict(json.loads(out))
+
+    def get(self, kind: str, name: str) -> Manifest | None:
+        out = self.run("get", kind, name, "-o", "json", "--ignore-not-found")
+        return dict(json.loads(out)) if out.strip() else None
+
+    def list(self, kind: str, selector: str | None = None) -> list[Manifest]:
+        args = ["get", kind, "-o", "json"]
+        if selector:
+            args += ["-l", selector]
+        return list(json.loads(self.run(*args))["items"])
+
+    def delete(self, kind: str, name: str, wait: bool = False) -> None:
+        self.run("delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}")
+
+
+def eventually(
+    probe: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5, what: str = ""
+) -> Any:
+    """Poll `probe` until it returns something truthy; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = probe()
+        except KubectlError as err:
+            last = err
+        if last and not isinstance(last, Exception):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or probe}: {last!r}"
+            )
+        time.sleep(interval)
