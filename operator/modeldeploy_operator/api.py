@@ -161,6 +161,8 @@ def parse_quantity(value: int | str) -> Decimal:
 
 
 def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and len(value) > 64:
+        raise ValueError("a quantity is at most 64 characters")
     parse_quantity(value)
     return value
 
@@ -172,6 +174,7 @@ Quantity = Annotated[
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": QUANTITY_PATTERN,
+            "maxLength": 64,
             "x-kubernetes-int-or-string": True,
         }
     ),
@@ -256,6 +259,15 @@ class ConditionStatus(StrEnum):
 
 # ---------------------------------------------------------------------------------------------
 # Spec.
+
+
+def wire_default(model: type[BaseModel]) -> dict[str, Any]:
+    """A spec model's defaults as the apiserver should fill them in for an absent object.
+
+    The CRD carries the whole defaulted object, not `{}`: the apiserver checks a default against
+    the CEL rules as written, without applying the nested defaults first.
+    """
+    return model().model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 class SpecModel(BaseModel):
@@ -896,7 +908,7 @@ class MonitoringSpec(SpecModel):
     thresholds: MonitoringThresholds = Field(
         default_factory=lambda: MonitoringThresholds(),
         description="Thresholds and durations of the alerts.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": wire_default(MonitoringThresholds)},
     )
 
 
@@ -948,17 +960,17 @@ class ModelDeploymentSpec(SpecModel):
     rollout: RolloutSpec = Field(
         default_factory=lambda: RolloutSpec(),
         description="How a new version replaces the stable one.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": wire_default(RolloutSpec)},
     )
     traffic: TrafficSpec = Field(
         default_factory=lambda: TrafficSpec(),
         description="How traffic is split between versions.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": wire_default(TrafficSpec)},
     )
     monitoring: MonitoringSpec = Field(
         default_factory=lambda: MonitoringSpec(),
         description="ServiceMonitor and alert rules.",
-        json_schema_extra={"default": {}},
+        json_schema_extra={"default": wire_default(MonitoringSpec)},
     )
 
     @model_validator(mode="after")
