@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from modeldeploy_operator import api
 
@@ -107,7 +108,7 @@ def _ordered(node: Schema) -> Schema:
     return {key: node[key] for key in [*head, *sorted(node.keys() - set(head))]}
 
 
-def structural_schema(model: type[api.BaseModel], *, status: bool = False) -> Schema:
+def structural_schema(model: type[BaseModel], *, status: bool = False) -> Schema:
     """A Kubernetes structural schema for a pydantic model (see the module docstring)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
