@@ -183,8 +183,11 @@ Quantity = Annotated[
 
 def _duration_rule(path: str) -> Rule:
     """Durations are bounded to 1s..24h; CEL's duration() both parses and compares them."""
+    # The pattern guard keeps a malformed value to the schema's own error, without a second
+    # "type conversion error" from duration().
     return Rule(
-        "duration(self) >= duration('1s') && duration(self) <= duration('24h')",
+        "!self.matches('" + DURATION_PATTERN.replace("\\", "\\\\") + "')"
+        " || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",
         f"{path} must be between 1s and 24h",
     )
 
