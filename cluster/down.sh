@@ -10,6 +10,12 @@ export KWOK_WORKDIR=$STATE/kwok
 
 [[ -d $STATE ]] || { echo "no local cluster to stop"; exit 0; }
 
+# The operator `make demo` left running in the background.
+if [[ -f $STATE/operator.pid ]]; then
+  pid=$(cat "$STATE/operator.pid")
+  if grep -qa modeldeploy_operator "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" || true; fi
+fi
+
 pids=()
 for f in "$CLUSTER_DIR"/pids/*.pid; do
   [[ -f $f ]] || continue

@@ -1,1 +1,8 @@
 """modeldeploy controller: the typed API, pure builders of desired objects, and the kopf reconciler."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("modeldeploy")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"

@@ -1,0 +1,43 @@
+"""The operator's own Prometheus metrics (served on its /metrics endpoint).
+
+Names use the `modeldeploy_operator_` prefix so they never collide with the model servers'
+`modeldeploy_` series when both are scraped by the same Prometheus.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter(
+    "modeldeploy_operator_reconciles_total",
+    "Reconciliations of ModelDeployments, by result (ok, error, requeued).",
+    ["result"],
+)
+RECONCILE_DURATION = Histogram(
+    "modeldeploy_operator_reconcile_duration_seconds",
+    "Wall time of one reconciliation of one ModelDeployment.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILE_ERRORS = Counter(
+    "modeldeploy_operator_reconcile_errors_total",
+    "Reconciliations that failed, by error class.",
+    ["error"],
+)
+API_WRITES = Counter(
+    "modeldeploy_operator_api_writes_total",
+    "Write requests sent to the apiserver, by verb and kind (zero at steady state).",
+    ["verb", "kind"],
+)
+MANAGED_OBJECTS = Gauge(
+    "modeldeploy_operator_managed_objects",
+    "Objects the operator currently tracks, by kind.",
+    ["kind"],
+)
+ROLLOUTS_IN_PROGRESS = Gauge(
+    "modeldeploy_operator_rollouts_in_progress",
+    "ModelDeployments with a canary rollout in progress.",
+)
+QUEUE_DEPTH = Gauge(
+    "modeldeploy_operator_queue_depth",
+    "ModelDeployments waiting to be reconciled.",
+)

@@ -1,0 +1,58 @@
+"""Counting write requests from the apiserver's own audit log (the local cluster records every
+write, see cluster/kwok/audit-policy.yaml), so "zero writes" is measured outside the operator."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+AUDIT_LOG = ROOT / ".cluster" / "kwok" / "clusters" / "modeldeploy" / "logs" / "audit.log"
+OPERATOR_AGENTS = ("modeldeploy-operator/", "kopf/")
+
+
+@dataclass(frozen=True)
+class Write:
+    verb: str
+    resource: str
+    name: str
+    subresource: str
+    user_agent: str
+
+
+class AuditLog:
+    def __init__(self, path: Path = AUDIT_LOG) -> None:
+        self.path = path
+
+    @property
+    def available(self) -> bool:
+        return self.path.exists()
+
+    def mark(self) -> int:
+        """An offset: writes after it are counted by `writes_since`."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def writes_since(self, offset: int, namespace: str) -> list[Write]:
+        writes: list[Write] = []
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            for line in handle:
+                event = json.loads(line)
+                ref = event.get("objectRef", {})
+                agent = event.get("userAgent", "")
+                if (
+                    event.get("stage") == "ResponseComplete"
+                    and ref.get("namespace") == namespace
+                    and agent.startswith(OPERATOR_AGENTS)
+                ):
+                    writes.append(
+                        Write(
+                            event["verb"],
+                            ref.get("resource", ""),
+                            ref.get("name", ""),
+                            ref.get("subresource", ""),
+                            agent,
+                        )
+                    )
+        return writes
