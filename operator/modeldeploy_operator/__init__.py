@@ -1,4 +1,4 @@
-"""modeldeploy controller: the typed API, pure builders of desired objects, and the kopf reconciler."""
+"""modeldeploy controller: the typed API, pure builders of desired objects, the reconciler."""
 
 from importlib.metadata import PackageNotFoundError, version
 

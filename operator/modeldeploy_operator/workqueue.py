@@ -8,6 +8,7 @@ finishes, and a key can be scheduled for later (rollout steps, progress deadline
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -52,10 +53,8 @@ class WorkQueue(Generic[K]):
                 self.add(heapq.heappop(self._timers)[2])
             timeout = self._timers[0][0] - now if self._timers else None
             self._timer_wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._timer_wakeup.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def run_worker(self, process: Callable[[K], Awaitable[None]]) -> None:
         while True:

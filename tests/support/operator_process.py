@@ -36,15 +36,20 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         command = [
             sys.executable, "-m", "modeldeploy_operator.cli", "operator", "--all-namespaces",
-            "--metrics-port", str(self.port), "--server-image", "example.org/modeldeploy-server:test",
+            "--metrics-port", str(self.port),
+            "--server-image", "example.org/modeldeploy-server:test",
             *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"operator exited with {self.proc.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"operator exited with {self.proc.returncode}; see {self.log_path}"
+                )
             if self.probe("/readyz"):
                 return
             time.sleep(0.2)

@@ -1,0 +1,242 @@
+"""The controller: kopf watches feed an in-memory view of the cluster; a work queue reconciles.
+
+Why not kopf's create/update/resume handlers: they persist progress and a diff base in
+annotations (writes on every change) and see only the parent's changes. Here every watch event —
+the ModelDeployment's or any child's — just updates the view and queues the owner; one worker
+pass then observes, computes the desired children, applies what differs and reports status
+(level-triggered, like controller-runtime). Creation, updates, resumption after a restart and a
+child edited or deleted by hand all take the same path, and nothing is written when nothing
+changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from modeldeploy_operator import naming
+from modeldeploy_operator.kube import KINDS, KubeClient, load_credentials
+from modeldeploy_operator.reconciler import Reconciler
+from modeldeploy_operator.settings import OperatorSettings
+from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
+from modeldeploy_operator.workqueue import WorkQueue
+
+log = logging.getLogger("modeldeploy.controller")
+
+GROUP = "modeldeploy.dev"
+MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
+Key = tuple[str, str]  # (namespace, ModelDeployment name)
+
+# Children are watched by the label every child carries; the watch sees only our objects.
+MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
+CHILD_RESOURCES: tuple[tuple[str, str, str], ...] = (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+    ("monitoring.coreos.com", "v1", "servicemonitors"),
+    ("monitoring.coreos.com", "v1", "podmonitors"),
+    ("monitoring.coreos.com", "v1", "prometheusrules"),
+)
+
+
+@dataclass
+class ClusterView:
+    """The latest bodies the watches delivered, for ModelDeployments and their children."""
+
+    models: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # (namespace, model) -> {(kind, name): body}
+    children: dict[Key, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    # (namespace, model) -> {pod name: body}
+    pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def children_of(self, key: Key) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.children.get(key, {})
+
+    def pods_of(self, key: Key) -> list[dict[str, Any]]:
+        return list(self.pods.get(key, {}).values())
+
+
+def owner_key(body: dict[str, Any]) -> Key | None:
+    meta = body.get("metadata", {})
+    model = meta.get("labels", {}).get(naming.LABEL_MODEL)
+    namespace = meta.get("namespace")
+    return (namespace, model) if model and namespace else None
+
+
+def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
+    """Pods are numerous; keep only what status needs."""
+    meta = body.get("metadata", {})
+    status = body.get("status", {})
+    return {
+        "metadata": {
+            "name": meta.get("name"),
+            "labels": meta.get("labels", {}),
+            "deletionTimestamp": meta.get("deletionTimestamp"),
+        },
+        "status": {
+            "phase": status.get("phase"),
+            "initContainerStatuses": status.get("initContainerStatuses", []),
+            "containerStatuses": status.get("containerStatuses", []),
+        },
+    }
+
+
+class Controller:
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.settings = settings
+        self.view = ClusterView()
+        self.queue: WorkQueue[Key] = WorkQueue()
+        self.registry = kopf.OperatorRegistry()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: KubeClient | None = None
+        self._reconciler: Reconciler | None = None
+        self._started = False
+        self._register()
+
+    def kopf_settings(self) -> kopf.OperatorSettings:
+        s = kopf.OperatorSettings()
+        # Guards against watch streams that silently stop delivering (kopf#1276).
+        s.watching.inactivity_timeout = 70
+        s.watching.server_timeout = 300
+        s.posting.level = logging.INFO
+        s.networking.request_timeout = 60
+        return s
+
+    def alive(self) -> bool:
+        return bool(self._tasks) and not any(t.done() for t in self._tasks)
+
+    def ready(self) -> bool:
+        return self._started and self.alive()
+
+    # -- watches -------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        reg = self.registry
+
+        @kopf.on.login(registry=reg)
+        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            # In a pod the ServiceAccount; elsewhere the current kubeconfig context.
+            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+        @kopf.on.startup(registry=reg)
+        async def startup(**_: Any) -> None:
+            await self._startup()
+
+        @kopf.on.cleanup(registry=reg)
+        async def cleanup(**_: Any) -> None:
+            await self._cleanup()
+
+        @kopf.on.event(GROUP, "v1alpha1", "modeldeployments", registry=reg)
+        async def model_event(event: kopf.RawEvent, **_: Any) -> None:
+            body: dict[str, Any] = dict(event["object"])
+            key = (body["metadata"]["namespace"], body["metadata"]["name"])
+            if event["type"] == "DELETED":
+                self.view.models.pop(key, None)
+                self.queue.add(key)  # lets the reconciler forget per-model state
+            else:
+                self.view.models[key] = body
+                self.queue.add(key)
+            MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
+
+        for group, version, plural in CHILD_RESOURCES:
+            self._register_child(group, version, plural)
+
+        @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=reg)
+        async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+            body: dict[str, Any] = dict(event["object"])
+            key = owner_key(body)
+            if key is None:
+                return
+            pods = self.view.pods.setdefault(key, {})
+            name = body["metadata"]["name"]
+            if event["type"] == "DELETED":
+                pods.pop(name, None)
+                if not pods:
+                    self.view.pods.pop(key, None)
+            else:
+                before = pods.get(name)
+                pods[name] = _slim_pod(body)
+                if before == pods[name]:
+                    return
+            self.queue.add(key)
+
+    def _register_child(self, group: str, version: str, plural: str) -> None:
+        @kopf.on.event(group, version, plural, labels=MANAGED, registry=self.registry)
+        async def child_event(event: kopf.RawEvent, **_: Any) -> None:
+            body: dict[str, Any] = dict(event["object"])
+            key = owner_key(body)
+            if key is None:
+                return
+            children = self.view.children.setdefault(key, {})
+            ident = (body["kind"], body["metadata"]["name"])
+            if event["type"] == "DELETED":
+                children.pop(ident, None)
+                if not children:
+                    self.view.children.pop(key, None)
+            else:
+                children[ident] = body
+            self.queue.add(key)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        self._client = KubeClient(load_credentials())
+        self._reconciler = Reconciler(self._client, self.view, self.queue, self.settings)
+        await self._reconciler.discover_optional_kinds()
+        # Prime the view before any worker runs: a restarted operator must see the children it
+        # made, or it would re-create them (writes) before the watches catch up.
+        await self._prime_view()
+        self._tasks.append(asyncio.create_task(self.queue.run_timers(), name="queue-timers"))
+        for i in range(self.settings.workers):
+            self._tasks.append(
+                asyncio.create_task(self.queue.run_worker(self._process), name=f"worker-{i}")
+            )
+        self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self._started = True
+
+    async def _prime_view(self) -> None:
+        assert self._client is not None and self._reconciler is not None
+        selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
+        namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
+        for namespace in namespaces:
+            for kind in self._reconciler.watched_kinds():
+                for body in await self._client.list(kind, namespace, selector):
+                    key = owner_key(body)
+                    if key is not None:
+                        ident = (body["kind"], body["metadata"]["name"])
+                        self.view.children.setdefault(key, {})[ident] = body
+            for body in await self._client.list(MODEL_KIND, namespace):
+                meta = body["metadata"]
+                self.view.models[(meta["namespace"], meta["name"])] = body
+            pod_kind = self._reconciler.pod_kind
+            for body in await self._client.list(pod_kind, namespace, selector):
+                key = owner_key(body)
+                if key is not None:
+                    self.view.pods.setdefault(key, {})[body["metadata"]["name"]] = _slim_pod(body)
+        for key in list(self.view.models):
+            self.queue.add(key)
+
+    async def _resync(self) -> None:
+        """A periodic full pass catches anything a missed event would otherwise leave stale."""
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            for key in list(self.view.models):
+                self.queue.add(key)
+
+    async def _process(self, key: Key) -> None:
+        assert self._reconciler is not None
+        QUEUE_DEPTH.set(len(self.queue))
+        await self._reconciler.reconcile(key)
+
+    async def _cleanup(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._client is not None:
+            await self._client.close()

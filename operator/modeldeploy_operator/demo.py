@@ -1,0 +1,180 @@
+"""`make demo`: the whole path on the local control plane, narrated.
+
+Trains and saves a real iris model, serves it with the real model server for one prediction,
+installs the CRD, starts the operator in the background, applies `examples/iris.yaml` and waits
+for the ModelDeployment to become Ready, then shows what the operator built. The cluster and the
+operator keep running afterwards; `make cluster-down` stops both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+STATE = ROOT / ".cluster"
+KUBECONFIG = STATE / "kubeconfig"
+OPERATOR_PID = STATE / "operator.pid"
+OPERATOR_LOG = STATE / "operator.log"
+EXAMPLE = ROOT / "examples" / "iris.yaml"
+CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
+
+
+def say(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def kubectl(*args: str, capture: bool = False) -> str:
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+    proc = subprocess.run(
+        ["kubectl", *args], env=env, check=True, text=True, capture_output=capture
+    )
+    return proc.stdout if capture else ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def train_model(directory: Path) -> str:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    directory.mkdir(parents=True, exist_ok=True)
+    features, target = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(features, target)
+    path = directory / "model.joblib"
+    joblib.dump(model, path)
+    subprocess.run(
+        [sys.executable, "-m", "modeldeploy_operator.cli", "reference", "--model-dir",
+         str(directory), "--data", "iris"],
+        check=False,
+    )  # fmt: skip
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def predict_locally(directory: Path, digest: str) -> None:
+    """The same server the pods run, on this machine, answering one V1 request."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "modeldeploy_operator.cli", "serve", "--model-dir", str(directory),
+         "--name", "iris", "--version", "1", "--port", str(port), "--sha256", digest],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
+        request = urllib.request.Request(
+            f"{base}/v1/models/iris:predict",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            say(f"local model server answered: {resp.read().decode()}")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+
+
+def start_operator() -> None:
+    if OPERATOR_PID.exists():
+        pid = int(OPERATOR_PID.read_text())
+        try:
+            os.kill(pid, 0)
+            say(f"operator already running (pid {pid})")
+            return
+        except ProcessLookupError:
+            OPERATOR_PID.unlink()
+    port = free_port()
+    env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
+    with OPERATOR_LOG.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modeldeploy_operator.cli", "operator", "--all-namespaces",
+             "--metrics-port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    OPERATOR_PID.write_text(str(proc.pid))
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    say(
+                        f"operator running (pid {proc.pid}, metrics http://127.0.0.1:{port}/metrics)"
+                    )
+                    return
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"the operator exited; see {OPERATOR_LOG}") from None
+            time.sleep(0.2)
+    raise SystemExit(f"the operator did not become ready; see {OPERATOR_LOG}")
+
+
+def wait_ready(name: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        md = json.loads(kubectl("get", "md", name, "-o", "json", capture=True))
+        status = md.get("status", {})
+        line = f"phase={status.get('phase', '-')} " + " ".join(
+            f"{c['type']}={c['status']}({c.get('reason', '')})"
+            for c in status.get("conditions", [])
+        )
+        if line != last:
+            say(line)
+            last = line
+        if (
+            status.get("phase") == "Ready"
+            and status.get("observedGeneration") == md["metadata"]["generation"]
+        ):
+            return dict(md)
+        time.sleep(1)
+    raise SystemExit(f"{name} did not become Ready in {timeout:.0f}s; see {OPERATOR_LOG}")
+
+
+def main() -> int:
+    model_dir = STATE / "models" / "iris" / "1"
+    say(f"training an iris classifier into {model_dir}")
+    digest = train_model(model_dir)
+    say(f"model.joblib sha256 {digest}")
+    predict_locally(model_dir, digest)
+    say("installing the ModelDeployment CRD")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
+    start_operator()
+    say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
+    kubectl("apply", "-f", str(EXAMPLE))
+    md = wait_ready("iris")
+    say("what the operator built:")
+    kubectl("get", "md,deploy,svc,hpa", "-o", "wide")
+    say("status conditions:")
+    for cond in md["status"]["conditions"]:
+        reason, message = cond.get("reason", ""), cond.get("message", "")
+        print(f"    {cond['type']:<12} {cond['status']:<6} {reason}: {message}")
+    say(
+        "the cluster and the operator keep running (KUBECONFIG=.cluster/kubeconfig); "
+        "`make cluster-down` stops everything"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,321 @@
+"""The operator's own Kubernetes API client: a thin async layer over aiohttp.
+
+kopf watches and posts events with its own session; this client does what kopf has no helper for:
+server-side apply with the operator's single field manager, status patches, deletes and a few
+reads. It is deliberately small (no generated models, no cache of Secrets) so the operator's
+memory stays flat at thousands of objects. Every write goes through `_write`, which counts it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import kopf
+
+from modeldeploy_operator import __version__
+from modeldeploy_operator.telemetry import API_WRITES
+
+FIELD_MANAGER = "modeldeploy"
+USER_AGENT = f"modeldeploy-operator/{__version__}"
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+Manifest = dict[str, Any]
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the apiserver, with its status code and message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """Where a kind lives in the REST API."""
+
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def base(self) -> str:
+        return (
+            f"/api/{self.api_version}"
+            if "/" not in self.api_version
+            else f"/apis/{self.api_version}"
+        )
+
+    def path(self, namespace: str | None, name: str | None = None, subresource: str = "") -> str:
+        path = self.base
+        if self.namespaced and namespace is not None:
+            path += f"/namespaces/{quote(namespace)}"
+        path += f"/{self.plural}"
+        if name is not None:
+            path += f"/{quote(name)}"
+        if subresource:
+            path += f"/{subresource}"
+        return path
+
+
+# The kinds the operator reads or writes, named once.
+KINDS: dict[tuple[str, str], ResourceKind] = {
+    ("apps/v1", "Deployment"): ResourceKind("apps/v1", "deployments"),
+    ("v1", "Service"): ResourceKind("v1", "services"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ResourceKind(
+        "autoscaling/v2", "horizontalpodautoscalers"
+    ),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ResourceKind(
+        "gateway.networking.k8s.io/v1", "httproutes"
+    ),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): ResourceKind(
+        "monitoring.coreos.com/v1", "servicemonitors"
+    ),
+    ("monitoring.coreos.com/v1", "PodMonitor"): ResourceKind(
+        "monitoring.coreos.com/v1", "podmonitors"
+    ),
+    ("monitoring.coreos.com/v1", "PrometheusRule"): ResourceKind(
+        "monitoring.coreos.com/v1", "prometheusrules"
+    ),
+    ("v1", "Event"): ResourceKind("v1", "events"),
+    ("modeldeploy.dev/v1alpha1", "ModelDeployment"): ResourceKind(
+        "modeldeploy.dev/v1alpha1", "modeldeployments"
+    ),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ResourceKind(
+        "apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False
+    ),
+}
+
+
+def kind_of(manifest: Manifest) -> ResourceKind:
+    try:
+        return KINDS[(manifest["apiVersion"], manifest["kind"])]
+    except KeyError as err:
+        raise ValueError(
+            f"unknown kind {manifest.get('apiVersion')}/{manifest.get('kind')}"
+        ) from err
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    ssl_context: ssl.SSLContext | bool
+    token: str | None = None
+    token_path: Path | None = None
+    basic_auth: aiohttp.BasicAuth | None = None
+
+    def bearer(self) -> str | None:
+        # Projected ServiceAccount tokens rotate; re-reading the file keeps us authenticated.
+        if self.token_path is not None:
+            return self.token_path.read_text().strip()
+        return self.token
+
+
+def _materialize(data: str | bytes | None, path: Any, suffix: str) -> str | None:
+    """ssl wants files; kubeconfig often carries base64 data instead."""
+    if path:
+        return str(path)
+    if not data:
+        return None
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    with tempfile.NamedTemporaryFile(prefix="modeldeploy-", suffix=suffix, delete=False) as handle:
+        handle.write(raw)
+    return handle.name
+
+
+def load_credentials() -> Credentials:
+    """In-cluster ServiceAccount when running in a pod, else the current kubeconfig context."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and (SERVICE_ACCOUNT_DIR / "token").exists():
+        host = os.environ["KUBERNETES_SERVICE_HOST"]
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        in_cluster = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT_DIR / "ca.crt"))
+        host = f"[{host}]" if ":" in host else host
+        return Credentials(
+            f"https://{host}:{port}", in_cluster, token_path=SERVICE_ACCOUNT_DIR / "token"
+        )
+    info = kopf.login_with_kubeconfig(settings=kopf.OperatorSettings())
+    if info is None:
+        raise kopf.LoginError("no kubeconfig found (set KUBECONFIG) and not running in a pod")
+    context: ssl.SSLContext | bool = False
+    if not info.insecure:
+        verified = ssl.create_default_context(
+            cafile=_materialize(info.ca_data, info.ca_path, ".crt")
+        )
+        cert = _materialize(info.certificate_data, info.certificate_path, ".crt")
+        key = _materialize(info.private_key_data, info.private_key_path, ".key")
+        if cert:
+            verified.load_cert_chain(cert, key)
+        context = verified
+    basic = aiohttp.BasicAuth(info.username, info.password or "") if info.username else None
+    return Credentials(info.server.rstrip("/"), context, token=info.token, basic_auth=basic)
+
+
+class KubeClient:
+    """Async REST calls to one apiserver. Create inside a running event loop; `close()` at exit."""
+
+    def __init__(self, credentials: Credentials, timeout: float = 30.0) -> None:
+        self._creds = credentials
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=credentials.ssl_context, limit=20),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            auth=credentials.basic_auth,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Manifest | None:
+        url = self._creds.server + path + (f"?{urlencode(params)}" if params else "")
+        headers = {"Content-Type": content_type}
+        token = self._creds.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body) if body is not None else None
+        async with self._session.request(method, url, data=data, headers=headers) as resp:
+            if resp.status == 404 and method in ("GET", "DELETE"):
+                return None
+            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+            if resp.status >= 400:
+                message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+                reason = payload.get("reason", "") if isinstance(payload, dict) else ""
+                raise ApiError(resp.status, reason, message)
+            return payload if isinstance(payload, dict) else None
+
+    async def _write(
+        self, verb: str, kind: str, method: str, path: str, **kw: Any
+    ) -> Manifest | None:
+        API_WRITES.labels(verb=verb, kind=kind).inc()
+        return await self._request(method, path, **kw)
+
+    async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
+        return await self._request("GET", kind.path(namespace, name))
+
+    async def list(
+        self, kind: ResourceKind, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Manifest]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        result = await self._request("GET", kind.path(namespace), params=params)
+        if not result:
+            return []
+        # List items carry no kind; watch events do. Make both look alike.
+        item_kind = str(result.get("kind", "")).removesuffix("List")
+        items: list[Manifest] = result.get("items", [])
+        for item in items:
+            item.setdefault("kind", item_kind)
+            item.setdefault("apiVersion", result.get("apiVersion"))
+        return items
+
+    async def apply(self, manifest: Manifest) -> Manifest | None:
+        """Server-side apply as the operator's field manager, taking over conflicting fields:
+        the operator is the declared owner of every child it builds."""
+        kind = kind_of(manifest)
+        meta = manifest["metadata"]
+        return await self._write(
+            "apply",
+            manifest["kind"],
+            "PATCH",
+            kind.path(meta.get("namespace"), meta["name"]),
+            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            body=manifest,
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def patch_status(
+        self, kind: ResourceKind, namespace: str, name: str, status: Manifest
+    ) -> Manifest | None:
+        # A merge patch replaces lists wholesale (conditions) and leaves other writers' keys alone.
+        return await self._write(
+            "patch",
+            "status",
+            "PATCH",
+            kind.path(namespace, name, "status"),
+            body={"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    async def patch(
+        self, kind: ResourceKind, namespace: str, name: str, patch: Manifest
+    ) -> Manifest | None:
+        return await self._write(
+            "patch",
+            kind.plural,
+            "PATCH",
+            kind.path(namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    async def delete(self, kind: ResourceKind, namespace: str | None, name: str) -> None:
+        await self._write(
+            "delete",
+            kind.plural,
+            "DELETE",
+            kind.path(namespace, name),
+            body={"propagationPolicy": "Background"},
+        )
+
+    async def exists(self, kind: ResourceKind) -> bool:
+        """Whether the apiserver serves this kind (a CRD may be absent)."""
+        try:
+            result = await self._request("GET", kind.base)
+        except ApiError:
+            return False
+        if not result:
+            return False
+        return any(r.get("name") == kind.plural for r in result.get("resources", []))
+
+    async def post_event(
+        self, involved: Manifest, reason: str, message: str, warning: bool = False
+    ) -> None:
+        """A Kubernetes Event on `involved`, as `kubectl describe` and `kubectl get events` show."""
+        meta = involved["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("HOSTNAME", FIELD_MANAGER),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        events = KINDS[("v1", "Event")]
+        await self._write("create", "Event", "POST", events.path(meta["namespace"]), body=event)

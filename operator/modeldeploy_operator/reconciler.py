@@ -1,0 +1,209 @@
+"""One reconciliation pass for one ModelDeployment: observe → desire → apply → report.
+
+Reads come from the controller's watch-fed view (no API reads per pass). Writes are server-side
+applies with the single field manager `modeldeploy`, made only for children that differ from what
+is wanted, deletions of children no longer wanted, and a status patch only when the status
+changed. Everything that decides *what* should exist is in the pure modules (`planning`,
+`builders`, `status`); this module only makes it so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from modeldeploy_operator import naming
+from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.builders import BuildContext, desired_children
+from modeldeploy_operator.compare import is_subset
+from modeldeploy_operator.health import DeploymentHealth, deployment_health
+from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, kind_of
+from modeldeploy_operator.planning import plan_tracks
+from modeldeploy_operator.settings import OperatorSettings
+from modeldeploy_operator.status import StatusChange, compute_status
+from modeldeploy_operator.telemetry import (
+    RECONCILE_DURATION,
+    RECONCILE_ERRORS,
+    RECONCILES,
+    ROLLOUTS_IN_PROGRESS,
+)
+from modeldeploy_operator.workqueue import WorkQueue
+
+if TYPE_CHECKING:
+    from modeldeploy_operator.controller import ClusterView
+
+log = logging.getLogger("modeldeploy.reconciler")
+
+Key = tuple[str, str]
+MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
+POD_KIND = ResourceKind("v1", "pods")
+# Recorded on every child: a change of the desired manifest that "desired ⊆ live" cannot see
+# (a removed label or env var) still triggers an apply.
+APPLIED_HASH = "modeldeploy.dev/applied-hash"
+# Children whose kinds are provided by optional CRDs; watched and written only when present.
+OPTIONAL_KINDS = ("HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule")
+RETRY_SECONDS = 5.0
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def with_applied_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    annotations = dict(manifest["metadata"].get("annotations", {}))
+    annotations[APPLIED_HASH] = manifest_hash(manifest)
+    return {**manifest, "metadata": {**manifest["metadata"], "annotations": annotations}}
+
+
+def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
+    if live is None:
+        return True
+    if (
+        live.get("metadata", {}).get("annotations", {}).get(APPLIED_HASH)
+        != (desired["metadata"]["annotations"][APPLIED_HASH])
+    ):
+        return True
+    return not is_subset(desired, live)
+
+
+class Reconciler:
+    pod_kind = POD_KIND
+
+    def __init__(
+        self,
+        client: KubeClient,
+        view: ClusterView,
+        queue: WorkQueue[Key],
+        settings: OperatorSettings,
+    ) -> None:
+        self.client = client
+        self.view = view
+        self.queue = queue
+        self.settings = settings
+        self.context = BuildContext(server_image=settings.server_image)
+        self.available_kinds: set[str] = {"Deployment", "Service", "HorizontalPodAutoscaler"}
+        self._rolling_out: set[Key] = set()
+
+    async def discover_optional_kinds(self) -> None:
+        for (_, kind), resource in KINDS.items():
+            if kind in OPTIONAL_KINDS and await self.client.exists(resource):
+                self.available_kinds.add(kind)
+        log.info("child kinds available: %s", ", ".join(sorted(self.available_kinds)))
+
+    def watched_kinds(self) -> list[ResourceKind]:
+        return [r for (_, kind), r in KINDS.items() if kind in self.available_kinds]
+
+    async def reconcile(self, key: Key) -> None:
+        body = self.view.models.get(key)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Deleted: ownerReferences let the garbage collector remove every child.
+            self._rolling_out.discard(key)
+            ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+            return
+        started = time.perf_counter()
+        try:
+            requeue = await self._reconcile(key, body)
+        except ApiError as err:
+            RECONCILES.labels(result="error").inc()
+            RECONCILE_ERRORS.labels(error=f"api-{err.status}").inc()
+            if err.status == 409:
+                log.info("%s/%s: conflict (%s); retrying", *key, err.message)
+            else:
+                log.warning("%s/%s: %s; retrying in %ss", *key, err, RETRY_SECONDS)
+            self.queue.add_after(key, RETRY_SECONDS)
+            return
+        except Exception:
+            RECONCILES.labels(result="error").inc()
+            RECONCILE_ERRORS.labels(error="internal").inc()
+            log.exception("%s/%s: reconcile failed; retrying in %ss", *key, RETRY_SECONDS)
+            self.queue.add_after(key, RETRY_SECONDS)
+            return
+        finally:
+            RECONCILE_DURATION.observe(time.perf_counter() - started)
+        RECONCILES.labels(result="requeued" if requeue else "ok").inc()
+        if requeue is not None:
+            self.queue.add_after(key, requeue)
+
+    async def _reconcile(self, key: Key, body: dict[str, Any]) -> float | None:
+        try:
+            md = ModelDeployment.model_validate(body)
+        except ValidationError as err:
+            # Admission validates the same schema; this only happens with a stale CRD installed.
+            await self.client.post_event(body, "InvalidSpec", str(err), warning=True)
+            return None
+        children = self.view.children_of(key)
+        pods = self.view.pods_of(key)
+        health = self._observe(md, children, pods)
+        plan = plan_tracks(md, health)
+
+        desired = [
+            with_applied_hash(m)
+            for m in desired_children(md, plan.tracks, self.context, plan.traffic_versions)
+            if m["kind"] in self.available_kinds
+        ]
+        wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+        for manifest in desired:
+            live = children.get((manifest["kind"], manifest["metadata"]["name"]))
+            if needs_apply(manifest, live):
+                applied = await self.client.apply(manifest)
+                if applied is not None:
+                    children[(manifest["kind"], manifest["metadata"]["name"])] = applied
+        for (kind, name), live in list(children.items()):
+            if (kind, name) not in wanted and self._owned_by(live, md):
+                await self.client.delete(kind_of(live), md.metadata.namespace, name)
+                children.pop((kind, name), None)
+
+        change = compute_status(md, plan, health, time.time(), body.get("status") or {})
+        await self._report(md, body, change)
+
+        if plan.in_progress:
+            self._rolling_out.add(key)
+        else:
+            self._rolling_out.discard(key)
+        ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+        return plan.requeue_after
+
+    def _observe(
+        self,
+        md: ModelDeployment,
+        children: dict[tuple[str, str], dict[str, Any]],
+        pods: list[dict[str, Any]],
+    ) -> dict[str, DeploymentHealth]:
+        """Health of each version's Deployment, keyed by version."""
+        health: dict[str, DeploymentHealth] = {}
+        for (kind, _), body in children.items():
+            if kind != "Deployment" or not self._owned_by(body, md):
+                continue
+            version = body["metadata"].get("labels", {}).get(naming.LABEL_VERSION)
+            if version is None:
+                continue
+            own_pods = [
+                p for p in pods if p["metadata"]["labels"].get(naming.LABEL_VERSION) == version
+            ]
+            health[version] = deployment_health(body, own_pods)
+        return health
+
+    @staticmethod
+    def _owned_by(body: dict[str, Any], md: ModelDeployment) -> bool:
+        return any(
+            ref.get("uid") == md.metadata.uid for ref in body["metadata"].get("ownerReferences", [])
+        )
+
+    async def _report(
+        self, md: ModelDeployment, body: dict[str, Any], change: StatusChange
+    ) -> None:
+        current = body.get("status") or {}
+        # Compare only the keys the operator owns; None means "remove" in a merge patch.
+        if any(current.get(k) != v for k, v in change.status.items()):
+            patched = await self.client.patch_status(
+                MODEL_KIND, md.metadata.namespace, md.metadata.name, change.status
+            )
+            if patched is not None:
+                body["status"] = patched.get("status", change.status)
+        for event in change.events:
+            await self.client.post_event(body, event.reason, event.message, event.warning)

@@ -1,0 +1,99 @@
+"""The operator's configuration: one explicit object, from flags or environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+from modeldeploy_operator import __version__
+
+DEFAULT_SERVER_IMAGE = f"ghcr.io/modeldeploy/modeldeploy-server:{__version__}"
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    server_image: str = DEFAULT_SERVER_IMAGE
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    log_format: str = "text"
+    metrics_port: int = 8080
+    workers: int = 8
+    resync_seconds: float = 300.0
+    peering: str | None = None  # kopf peering object name; None runs standalone
+    service_monitor_labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def all_namespaces(self) -> bool:
+        return not self.namespaces
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MODELDEPLOY_{name}", default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[n for n in _env("NAMESPACES", "").split(",") if n],
+        help="watch only this namespace (repeatable; env MODELDEPLOY_NAMESPACES=a,b)",
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--server-image",
+        default=_env("SERVER_IMAGE", DEFAULT_SERVER_IMAGE),
+        help="model server image when spec.server.image is absent (env MODELDEPLOY_SERVER_IMAGE)",
+    )
+    parser.add_argument(
+        "--prometheus-url",
+        default=_env("PROMETHEUS_URL", DEFAULT_PROMETHEUS_URL),
+        help="Prometheus for canary analysis when the spec names none "
+        "(env MODELDEPLOY_PROMETHEUS_URL)",
+    )
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", "text")
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(_env("METRICS_PORT", "8080")),
+        help="port of /metrics, /healthz and /readyz (0 disables)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "8")),
+        help="ModelDeployments reconciled concurrently",
+    )
+    parser.add_argument(
+        "--peering",
+        default=_env("PEERING", "") or None,
+        help="kopf peering name for high availability (only one replica reconciles); "
+        "omit to run standalone",
+    )
+    parser.add_argument(
+        "--service-monitor-label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="label put on generated ServiceMonitors/PrometheusRules so your Prometheus selects "
+        "them (e.g. release=kube-prometheus-stack)",
+    )
+
+
+def from_arguments(args: argparse.Namespace) -> OperatorSettings:
+    labels = dict(item.split("=", 1) for item in args.service_monitor_label)
+    return OperatorSettings(
+        namespaces=() if args.all_namespaces else tuple(args.namespace),
+        server_image=args.server_image,
+        prometheus_url=args.prometheus_url,
+        log_format=args.log_format,
+        metrics_port=args.metrics_port,
+        workers=args.workers,
+        peering=args.peering,
+        service_monitor_labels=labels,
+    )

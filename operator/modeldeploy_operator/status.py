@@ -1,0 +1,169 @@
+"""The status a user reads: phase, conditions with actionable reasons, and the Events to post.
+
+Pure: (ModelDeployment, plan, observed health, clock) → status dict + events. The same inputs
+always give the same status, so an unchanged world yields an unchanged status and no write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modeldeploy_operator import naming
+from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.health import DeploymentHealth
+from modeldeploy_operator.planning import Plan
+
+
+@dataclass(frozen=True)
+class Event:
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+def _timestamp(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _conditions(plan: Plan, health: dict[str, DeploymentHealth]) -> list[Condition]:
+    serving_version = plan.traffic_versions[0]
+    serving = health.get(serving_version)
+    target_version = plan.target.model.version
+
+    if serving is None:
+        ready = Condition(
+            "Ready", False, "DeploymentMissing", f"creating version {serving_version}"
+        )
+    elif serving.desired == 0:
+        ready = Condition("Ready", False, "ScaledToZero", "no replicas requested")
+    elif serving.rolled_out:
+        ready = Condition(
+            "Ready",
+            True,
+            "AllReplicasReady",
+            f"{serving.ready}/{serving.desired} replicas of version {serving_version} ready",
+        )
+    else:
+        ready = Condition("Ready", False, "ReplicasNotReady", serving.explain())
+
+    target = health.get(target_version)
+    if plan.in_progress:
+        if plan.stable is None or plan.stable.model.version == target_version:
+            what = f"rolling out version {target_version}"
+        else:
+            what = (
+                f"rolling out version {target_version}; traffic stays on version "
+                f"{plan.stable.model.version} until every new replica is ready"
+            )
+        detail = target.explain() if target is not None else "creating its Deployment"
+        progressing = Condition("Progressing", True, "RollingOut", f"{what}: {detail}")
+    else:
+        progressing = Condition(
+            "Progressing", False, "RolloutComplete", f"version {target_version} serves all traffic"
+        )
+
+    stuck = [h for v, h in sorted(health.items()) if h.stuck and v in _live_versions(plan)]
+    if stuck:
+        first = stuck[0]
+        reason = (
+            "ProgressDeadlineExceeded"
+            if first.progress_deadline_exceeded
+            else (first.problems[0].reason if first.problems else "PodsNotReady")
+        )
+        degraded = Condition("Degraded", True, reason, "; ".join(h.explain() for h in stuck))
+    else:
+        degraded = Condition("Degraded", False, "AsExpected", "no problems observed")
+    return [ready, progressing, degraded]
+
+
+def _live_versions(plan: Plan) -> set[str]:
+    return {t.serving.model.version for t in plan.tracks}
+
+
+def _phase(plan: Plan, conditions: dict[str, Condition]) -> str:
+    if conditions["Degraded"].status:
+        return "Degraded"
+    if conditions["Progressing"].status:
+        return "Progressing" if plan.stable is not None else "Pending"
+    return "Ready" if conditions["Ready"].status else "Pending"
+
+
+def compute_status(
+    md: ModelDeployment,
+    plan: Plan,
+    health: dict[str, DeploymentHealth],
+    now: float,
+    previous: dict[str, Any],
+) -> StatusChange:
+    """`previous` is the raw status as stored, so unchanged conditions keep their timestamps."""
+    old_conditions = {c["type"]: c for c in previous.get("conditions", [])}
+    generation = md.metadata.generation
+    conditions = _conditions(plan, health)
+    by_type = {c.type: c for c in conditions}
+
+    rendered: list[dict[str, Any]] = []
+    events: list[Event] = []
+    for cond in conditions:
+        status_text = "True" if cond.status else "False"
+        old = old_conditions.get(cond.type)
+        changed = old is None or old.get("status") != status_text
+        since = _timestamp(now) if old is None or changed else old["lastTransitionTime"]
+        rendered.append(
+            {
+                "type": cond.type,
+                "status": status_text,
+                "reason": cond.reason,
+                "message": cond.message,
+                "observedGeneration": generation,
+                "lastTransitionTime": since,
+            }
+        )
+        if changed or (old is not None and old.get("reason") != cond.reason):
+            bad = (cond.type == "Degraded" and cond.status) or (
+                cond.type == "Ready" and not cond.status and old is not None
+            )
+            message = f"{cond.type}={status_text}: {cond.message}"
+            events.append(Event(cond.reason, message, warning=bad))
+
+    serving_version = plan.traffic_versions[0]
+    serving = health.get(serving_version)
+    canary = plan.canary_track
+    stable_version = plan.stable.model.version if plan.stable is not None else None
+    if stable_version is not None and stable_version != previous.get("stableVersion"):
+        events.append(Event("VersionServing", f"version {stable_version} now serves all traffic"))
+
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "phase": _phase(plan, by_type),
+        "stableVersion": stable_version,
+        "stableServing": (
+            plan.stable.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if plan.stable
+            else None
+        ),
+        "canaryVersion": canary.serving.model.version if canary else None,
+        "canaryWeight": canary.weight if canary else None,
+        "url": f"http://{md.metadata.name}.{md.metadata.namespace}.svc.cluster.local",
+        "replicas": serving.replicas if serving is not None else 0,
+        "selector": naming.selector_string(
+            naming.version_selector(md.metadata.name, serving_version)
+        ),
+        "conditions": rendered,
+    }
+    return StatusChange(status=status, events=events)

@@ -1,0 +1,289 @@
+"""The operator on a real control plane: what a user sees after `kubectl apply`.
+
+The operator runs as a real process (`modeldeploy operator`) against the cluster; kwok's fake
+kubelet makes pods Running/Ready (or stuck, for images under `unpullable.invalid/`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from modeldeploy_operator import naming
+from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.builders import BuildContext, desired_children
+from modeldeploy_operator.compare import is_subset
+from modeldeploy_operator.health import deployment_health
+from modeldeploy_operator.planning import plan_tracks
+
+from tests.support.audit import AuditLog
+from tests.support.kube import Kubectl, KubectlError, eventually
+from tests.support.operator_process import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
+SERVER_IMAGE = "example.org/modeldeploy-server:test"
+SHA = "0" * 64
+
+
+@pytest.fixture(scope="module")
+def operator(kube: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kube.run("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    proc = OperatorProcess(kube.kubeconfig, log)
+    proc.start()
+    yield proc
+    proc.stop()
+    print(f"operator log: {log}")
+
+
+def model(name: str, version: str = "1", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "modeldeploy.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {
+                "format": "sklearn",
+                "version": version,
+                "storageUri": f"http://models.example.org/{name}/{version}/model.joblib",
+            },
+            "replicas": 2,
+            **spec,
+        },
+    }
+    return body
+
+
+def condition(md: dict[str, Any] | None, kind: str) -> dict[str, Any]:
+    for cond in (md or {}).get("status", {}).get("conditions", []):
+        if cond["type"] == kind:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(k: Kubectl, name: str, timeout: float = 60) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        md = k.get("md", name)
+        ok = (
+            md is not None
+            and md.get("status", {}).get("phase") == "Ready"
+            and md["status"].get("observedGeneration") == md["metadata"]["generation"]
+            and condition(md, "Ready").get("status") == "True"
+        )
+        return md if ok else None
+
+    return dict(eventually(ready, timeout=timeout, what=f"{name} Ready"))
+
+
+def test_apply_creates_children_exactly_as_built_and_becomes_ready(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    k.apply(model("iris", autoscaling={"minReplicas": 1, "maxReplicas": 4,
+                                       "targetCPUUtilizationPercentage": 70}))  # fmt: skip
+    md = wait_ready(k, "iris")
+
+    parsed = ModelDeployment.model_validate(md)
+    deployment = k.get("deployment", naming.track_name("iris", "1"))
+    assert deployment is not None
+    health = {"1": deployment_health(deployment)}
+    plan = plan_tracks(parsed, health)
+    expected = desired_children(
+        parsed, plan.tracks, BuildContext(server_image=SERVER_IMAGE), plan.traffic_versions
+    )
+    kinds = sorted((m["kind"], m["metadata"]["name"]) for m in expected)
+    assert kinds == sorted(
+        [
+            ("Deployment", "iris-v1"),
+            ("HorizontalPodAutoscaler", "iris-v1"),
+            ("Service", "iris"),
+            ("Service", "iris-v1"),
+        ]
+    )
+    plural = {"Deployment": "deployment", "Service": "service", "HorizontalPodAutoscaler": "hpa"}
+    for manifest in expected:
+        live = k.get(plural[manifest["kind"]], manifest["metadata"]["name"])
+        assert live is not None, manifest["metadata"]["name"]
+        assert is_subset(manifest, live), (manifest, live)
+        refs = live["metadata"]["ownerReferences"]
+        assert refs[0]["uid"] == md["metadata"]["uid"] and refs[0]["controller"] is True
+        with_fields = json.loads(
+            k.run("get", plural[manifest["kind"]], manifest["metadata"]["name"], "-o", "json",
+                  "--show-managed-fields")
+        )  # fmt: skip
+        managers = {f["manager"] for f in with_fields["metadata"]["managedFields"]}
+        assert "modeldeploy" in managers
+
+    status = md["status"]
+    assert status["stableVersion"] == "1"
+    assert status["url"] == f"http://iris.{k.namespace}.svc.cluster.local"
+    assert status["selector"] == "modeldeploy.dev/model=iris,modeldeploy.dev/version=1"
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Progressing", "Degraded"}
+    assert all(
+        c["observedGeneration"] == md["metadata"]["generation"] for c in status["conditions"]
+    )
+    events = k.run("get", "events", "--field-selector", "involvedObject.name=iris", "-o", "json")
+    reasons = {e["reason"] for e in json.loads(events)["items"]}
+    assert "AllReplicasReady" in reasons
+
+
+def test_kubectl_scale_resizes_the_serving_deployment(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    k.apply(model("scaled"))
+    wait_ready(k, "scaled")
+    k.run("scale", "md/scaled", "--replicas=3")
+
+    def scaled() -> bool:
+        dep = k.get("deployment", "scaled-v1")
+        md = k.get("md", "scaled")
+        return bool(
+            dep
+            and dep["spec"]["replicas"] == 3
+            and dep.get("status", {}).get("readyReplicas") == 3
+            and md
+            and md["status"].get("replicas") == 3
+        )
+
+    eventually(scaled, what="3 replicas")
+
+
+def test_version_change_switches_without_a_gap(operator: OperatorProcess, k: Kubectl) -> None:
+    k.apply(model("switch", "1"))
+    wait_ready(k, "switch")
+    k.apply(model("switch", "2"))
+
+    gaps: list[str] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        svc = k.get("service", "switch")
+        assert svc is not None
+        version = svc["spec"]["selector"].get(naming.LABEL_VERSION)
+        slices = k.list("endpointslices", "kubernetes.io/service-name=switch")
+        ready = [
+            ep
+            for s in slices
+            for ep in s.get("endpoints") or []
+            if ep.get("conditions", {}).get("ready")
+        ]
+        if not ready:
+            gaps.append(f"no ready endpoint while selecting version {version}")
+        md = k.get("md", "switch")
+        settled = version == "2" and md and md["status"].get("phase") == "Ready"
+        if settled and k.get("deployment", "switch-v1") is None:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the switch to version 2 did not complete in 60s")
+    assert not gaps, gaps
+    md = k.get("md", "switch")
+    assert md is not None and md["status"]["stableVersion"] == "2"
+    assert k.get("service", "switch-v1") is None
+
+
+def test_edited_and_deleted_children_are_restored(operator: OperatorProcess, k: Kubectl) -> None:
+    k.apply(model("heal"))
+    wait_ready(k, "heal")
+    k.run("patch", "deployment/heal-v1", "--type=merge", "-p",
+          json.dumps({"spec": {"template": {"spec": {"containers": [
+              {"name": "server", "image": "tampered.example.org/x:1"}]}}}}))  # fmt: skip
+    k.run("scale", "deployment/heal-v1", "--replicas=5")
+    k.delete("service", "heal")
+
+    def restored() -> bool:
+        dep = k.get("deployment", "heal-v1")
+        svc = k.get("service", "heal")
+        if not dep or not svc:
+            return False
+        images = {c["image"] for c in dep["spec"]["template"]["spec"]["containers"]}
+        return dep["spec"]["replicas"] == 2 and images == {SERVER_IMAGE}
+
+    eventually(restored, timeout=15, what="deployment and service restored")
+
+
+def test_deleting_the_model_deployment_removes_everything(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    k.apply(model("gone"))
+    wait_ready(k, "gone")
+    k.run("delete", "md/gone", "--wait=true")
+    selector = f"{naming.LABEL_MODEL}=gone"
+    for kind in ("deployments", "services", "replicasets", "pods", "hpa"):
+        eventually(lambda kind=kind: not k.list(kind, selector), what=f"{kind} removed")
+
+
+def test_restarted_operator_resumes_without_writing(operator: OperatorProcess, k: Kubectl) -> None:
+    for name in ("quiet-a", "quiet-b"):
+        k.apply(model(name, autoscaling={"minReplicas": 1, "maxReplicas": 3,
+                                         "targetCPUUtilizationPercentage": 60}))  # fmt: skip
+    for name in ("quiet-a", "quiet-b"):
+        wait_ready(k, name)
+    time.sleep(2)  # let the last status write and events settle
+
+    audit = AuditLog()
+    mark = audit.mark()
+    operator.restart()
+    time.sleep(8)  # the restarted operator lists, reconciles everything, and should write nothing
+
+    writes_metric = [
+        line
+        for line in operator.metrics().splitlines()
+        if line.startswith("modeldeploy_operator_api_writes_total{")
+    ]
+    assert writes_metric == [], writes_metric
+    if audit.available:
+        assert audit.writes_since(mark, k.namespace) == []
+    reconciles = [
+        line for line in operator.metrics().splitlines()
+        if line.startswith('modeldeploy_operator_reconciles_total{result="ok"}')
+    ]  # fmt: skip
+    assert reconciles and float(reconciles[0].split()[-1]) >= 2
+
+
+def test_never_ready_pods_make_the_model_degraded_with_the_reason(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    k.apply(model("broken", server={"image": "unpullable.invalid/modeldeploy-server:missing"}))
+
+    def degraded() -> dict[str, Any] | None:
+        md = k.get("md", "broken")
+        cond = condition(md, "Degraded")
+        return md if cond.get("status") == "True" else None
+
+    md = eventually(degraded, timeout=60, what="Degraded")
+    cond = condition(md, "Degraded")
+    assert cond["reason"] == "ImagePullBackOff"
+    assert "unpullable.invalid/modeldeploy-server:missing" in cond["message"]
+    assert md["status"]["phase"] == "Degraded"
+    assert condition(md, "Ready")["status"] == "False"
+
+
+def _invalid_examples() -> list[Path]:
+    return sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
+
+
+def test_there_are_at_least_twelve_invalid_examples() -> None:
+    assert len(_invalid_examples()) >= 12
+
+
+@pytest.mark.parametrize("path", _invalid_examples(), ids=lambda p: p.stem)
+def test_invalid_manifest_is_rejected_naming_the_field(
+    operator: OperatorProcess, k: Kubectl, path: Path
+) -> None:
+    text = path.read_text()
+    first = text.splitlines()[0]
+    assert first.startswith("# expect: "), f"{path} must start with '# expect: <message part>'"
+    expected = first.removeprefix("# expect: ").strip()
+    manifest = yaml.safe_load(text)
+    manifest = copy.deepcopy(manifest)
+    manifest["metadata"].pop("namespace", None)
+    with pytest.raises(KubectlError) as err:
+        k.create(manifest)
+    assert expected in err.value.stderr, err.value.stderr
