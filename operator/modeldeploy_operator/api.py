@@ -500,8 +500,8 @@ def _check_resource_names(resources: dict[str, int | str] | None, path: str) -> 
 
 
 class ResourceRequirements(SpecModel):
-    """Compute resources of the serving container. Names not given take the operator's defaults
-    (a default request is dropped when only a limit is given, so the request follows the limit)."""
+    """Compute resources of the serving container. A resource named here, as a request or a
+    limit, takes none of the operator's defaults; resources not named here keep them."""
 
     model_config = ConfigDict(json_schema_extra=cel_rules(REQUESTS_WITHIN_LIMITS_RULE))
 
