@@ -846,7 +846,7 @@ class TrafficSpec(SpecModel):
         default_factory=list,
         description="Hostnames the HTTPRoute matches (Gateway API only); empty → the Gateway's.",
         max_length=MAX_HOSTNAMES,
-        json_schema_extra={"default": []},
+        json_schema_extra={"default": [], "x-kubernetes-list-type": "set"},
     )
     mirror_percent: int = Field(
         default=0,
@@ -858,6 +858,8 @@ class TrafficSpec(SpecModel):
 
     @model_validator(mode="after")
     def _rules(self) -> TrafficSpec:
+        if len(set(self.hostnames)) != len(self.hostnames):
+            raise ValueError("spec.traffic.hostnames must be unique")
         has_ref = self.gateway_ref is not None
         GATEWAY_REF_REQUIRED_RULE.require(self.router != TrafficRouter.GATEWAY_API or has_ref)
         GATEWAY_REF_UNUSED_RULE.require(self.router != TrafficRouter.REPLICA_RATIO or not has_ref)
@@ -955,7 +957,10 @@ class ModelDeploymentSpec(SpecModel):
         le=MAX_REPLICAS,
     )
     autoscaling: AutoscalingSpec | None = Field(
-        default=None, description="Autoscale each version with a HorizontalPodAutoscaler."
+        default=None,
+        description="Autoscale each version with a HorizontalPodAutoscaler. While set, the "
+        "autoscaler owns the replica count and spec.replicas is not used; during a rollout the "
+        "canary's bounds are scaled by its traffic weight.",
     )
     server: ServerSpec = Field(
         default_factory=lambda: ServerSpec(), description="Knobs for the serving pods."

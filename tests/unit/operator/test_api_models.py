@@ -381,6 +381,8 @@ class TestTraffic:
         assert ok.spec.traffic.hostnames == ["iris.example.com", "*.models.example"]
         errors = _rejects(make_md, traffic={**gateway, "hostnames": ["Bad_Host"]})
         assert "traffic.hostnames[0]" in errors
+        twice = {**gateway, "hostnames": ["a.example", "a.example"]}
+        assert "spec.traffic.hostnames must be unique" in _rejects(make_md, traffic=twice)
 
     def test_mirror_percent_range(self, make_md: MakeMd) -> None:
         traffic = {"gatewayRef": {"name": "web"}, "mirrorPercent": 101}
