@@ -1,0 +1,135 @@
+"""The server's settings: one explicit object, built from `modeldeploy serve` flags and the pod
+environment (`MODELDEPLOY_MODEL`, `MODELDEPLOY_VERSION` stand in for --name/--version)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modeldeploy_serving.model import normalize_sha256
+
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_dir: Path
+    name: str
+    version: str = "1"
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    sha256: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    graceful_timeout: float = 30.0
+    offload_rows: int = 2048
+    drift_window_seconds: float = 600.0
+    drift_min_rows: int = 100
+    skops_trusted: tuple[str, ...] = ()
+    metrics_dir: Path | None = None
+    log_level: str = "info"
+    # Set by the supervisor for its workers only.
+    worker_fd: int | None = field(default=None, repr=False)
+    worker_index: int = 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _sha256(text: str) -> str:
+    try:
+        return normalize_sha256(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def _env_path(variable: str) -> Path | None:
+    value = os.environ.get(variable)
+    return Path(value) if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ
+    p = argparse.ArgumentParser(
+        prog="modeldeploy serve",
+        description="Serve a scikit-learn model over KServe V1 and Open Inference Protocol V2.",
+    )
+    p.add_argument("--model-dir", type=Path, required=True, help="holds model.joblib or .skops")
+    p.add_argument("--name", default=env.get("MODELDEPLOY_MODEL"), help="$MODELDEPLOY_MODEL")
+    p.add_argument(
+        "--version", default=env.get("MODELDEPLOY_VERSION", "1"), help="$MODELDEPLOY_VERSION"
+    )
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--workers", type=_positive_int, default=1, help="server processes")
+    p.add_argument(
+        "--sha256",
+        type=_sha256,
+        default=env.get("MODELDEPLOY_SHA256") or None,
+        help="refuse to start unless the model file has this digest ($MODELDEPLOY_SHA256)",
+    )
+    p.add_argument("--max-body-bytes", type=_positive_int, default=DEFAULT_MAX_BODY_BYTES)
+    p.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish in-flight requests after SIGTERM",
+    )
+    p.add_argument(
+        "--offload-rows",
+        type=_positive_int,
+        default=2048,
+        help="batches of at least this many rows are predicted off the event loop",
+    )
+    p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic")
+    p.add_argument("--drift-min-rows", type=int, default=100)
+    p.add_argument(
+        "--skops-trusted",
+        action="append",
+        default=[t for t in env.get("MODELDEPLOY_SKOPS_TRUSTED", "").split(",") if t],
+        metavar="TYPE",
+        help="a type to trust in a .skops file (repeatable; $MODELDEPLOY_SKOPS_TRUSTED)",
+    )
+    p.add_argument(
+        "--metrics-dir",
+        type=Path,
+        default=_env_path("PROMETHEUS_MULTIPROC_DIR"),
+        help="with --workers > 1: where workers share counters (default: a new dir in $TMPDIR)",
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--worker-fd", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def parse_settings(argv: list[str]) -> ServerSettings:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.name:
+        parser.error("--name (or $MODELDEPLOY_MODEL) is required")
+    return ServerSettings(
+        model_dir=args.model_dir,
+        name=args.name,
+        version=args.version,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        sha256=args.sha256,
+        max_body_bytes=args.max_body_bytes,
+        graceful_timeout=args.graceful_timeout,
+        offload_rows=args.offload_rows,
+        drift_window_seconds=args.drift_window,
+        drift_min_rows=args.drift_min_rows,
+        skops_trusted=tuple(args.skops_trusted),
+        metrics_dir=args.metrics_dir,
+        log_level=args.log_level,
+        worker_fd=args.worker_fd,
+        worker_index=args.worker_index,
+    )
