@@ -1,0 +1,146 @@
+"""Scale to zero: when it is asked for, what status says without KEDA or a wake-up query, and the
+ScaledObject that replaces a version's HPA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from modeldeploy_operator import naming
+from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.builders import TrackPlan, build_hpa
+from modeldeploy_operator.builders.hpa import quantity
+from modeldeploy_operator.monitoring import keda
+
+from tests.unit.operator.factories import UID, MakeMd
+from tests.unit.operator.monitoring.support import check_rules, needs_promtool
+
+PROMETHEUS = "http://prometheus.monitoring:9090"
+TO_ZERO = {"minReplicas": 0, "maxReplicas": 8, "targetRequestsPerSecond": 12.5}
+WAKE = 'sum(rate(gateway_requests_total{route="iris"}[1m]))'
+
+
+def _with_wake_query(md: ModelDeployment, query: str = WAKE) -> ModelDeployment:
+    meta = md.metadata.model_copy(update={"annotations": {keda.ANNOTATION_WAKE_QUERY: query}})
+    return md.model_copy(update={"metadata": meta})
+
+
+def _plan(md: ModelDeployment, track: naming.Track = "stable", weight: int = 100) -> TrackPlan:
+    return TrackPlan(track=track, serving=md.spec.serving(), replicas=None, weight=weight)
+
+
+def _scaled(md: ModelDeployment, track: naming.Track = "stable", weight: int = 100) -> Any:
+    scaled = keda.desired_scaled_object(md, _plan(md, track, weight), PROMETHEUS)
+    assert scaled is not None
+    return scaled
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [{}, {"autoscaling": {"minReplicas": 1, "maxReplicas": 3, "targetRequestsPerSecond": 5}}],
+)
+def test_not_requested(make_md: MakeMd, spec: dict[str, Any]) -> None:
+    for available in (True, False):
+        decision = keda.scale_to_zero(make_md(**spec), keda_available=available)
+        assert decision == keda.ScaleToZero(requested=False, use_keda=False)
+
+
+def test_requested_without_keda_keeps_the_hpa_and_says_why(make_md: MakeMd) -> None:
+    decision = keda.scale_to_zero(make_md(autoscaling=TO_ZERO), keda_available=False)
+    assert decision.requested and not decision.use_keda
+    assert decision.reason == keda.REASON_UNAVAILABLE
+    assert decision.message is not None
+    assert "KEDA is not installed" in decision.message and keda.CRD in decision.message
+
+
+def test_requested_with_keda_but_nothing_to_wake_it(make_md: MakeMd) -> None:
+    decision = keda.scale_to_zero(make_md(autoscaling=TO_ZERO), keda_available=True)
+    assert decision.requested and decision.use_keda
+    assert decision.reason == keda.REASON_NO_WAKE_QUERY
+    assert decision.message is not None and keda.ANNOTATION_WAKE_QUERY in decision.message
+
+
+def test_requested_with_keda_and_a_wake_query(make_md: MakeMd) -> None:
+    md = _with_wake_query(make_md(autoscaling=TO_ZERO))
+    assert keda.scale_to_zero(md, keda_available=True) == keda.ScaleToZero(
+        requested=True, use_keda=True
+    )
+
+
+def test_replaces_the_hpa_of_the_same_name(make_md: MakeMd) -> None:
+    md = make_md(autoscaling=TO_ZERO)
+    scaled, hpa = _scaled(md), build_hpa(md, _plan(md))
+    assert hpa is not None
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1" and scaled["kind"] == "ScaledObject"
+    assert scaled["metadata"]["name"] == hpa["metadata"]["name"] == naming.track_name("iris", "1")
+    assert scaled["metadata"]["labels"] == hpa["metadata"]["labels"]
+    assert scaled["spec"]["scaleTargetRef"] == hpa["spec"]["scaleTargetRef"]
+    (owner,) = scaled["metadata"]["ownerReferences"]
+    assert owner["uid"] == UID and owner["controller"] is True
+
+
+def test_stable_scales_to_zero_on_its_request_rate(make_md: MakeMd) -> None:
+    spec = _scaled(make_md(autoscaling=TO_ZERO))["spec"]
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (0, 8)
+    (trigger,) = spec["triggers"]
+    assert trigger["type"] == "prometheus"
+    meta = trigger["metadata"]
+    assert meta["serverAddress"] == PROMETHEUS
+    assert meta["query"] == (
+        'sum(rate(modeldeploy_requests_total{namespace="models",model="iris",version="1"}[1m]))'
+    )
+    assert meta["threshold"] == quantity(12.5) == "12500m"
+    assert all(isinstance(value, str) for value in meta.values())
+
+
+def test_wake_query_is_a_second_trigger_of_the_stable_only(make_md: MakeMd) -> None:
+    md = _with_wake_query(make_md(autoscaling=TO_ZERO))
+    stable = _scaled(md)["spec"]["triggers"]
+    assert [t["metadata"]["query"] for t in stable][1] == WAKE
+    canary = _scaled(md, "canary", 25)["spec"]["triggers"]
+    assert WAKE not in [t["metadata"].get("query") for t in canary]
+
+
+def test_canary_never_scales_to_zero_and_is_sized_by_weight(make_md: MakeMd) -> None:
+    md = make_md(autoscaling=TO_ZERO)
+    for weight in (1, 10, 50, 100):
+        spec = _scaled(md, "canary", weight)["spec"]
+        hpa = build_hpa(md, _plan(md, "canary", weight))
+        assert hpa is not None
+        assert spec["minReplicaCount"] == hpa["spec"]["minReplicas"] >= 1
+        assert spec["maxReplicaCount"] == hpa["spec"]["maxReplicas"]
+
+
+def test_cpu_and_memory_targets_become_triggers(make_md: MakeMd) -> None:
+    autoscaling = {
+        **TO_ZERO,
+        "targetCPUUtilizationPercentage": 70,
+        "targetMemoryUtilizationPercentage": 80,
+    }
+    triggers = _scaled(make_md(autoscaling=autoscaling))["spec"]["triggers"]
+    assert [t["type"] for t in triggers] == ["prometheus", "cpu", "memory"]
+    assert triggers[1] == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}}
+
+
+def test_none_when_the_plan_fixes_the_size_or_no_autoscaling(make_md: MakeMd) -> None:
+    md = make_md(autoscaling=TO_ZERO)
+    fixed = TrackPlan(track="stable", serving=md.spec.serving(), replicas=2, weight=100)
+    assert keda.desired_scaled_object(md, fixed, PROMETHEUS) is None
+    plain = make_md()
+    assert keda.desired_scaled_object(plain, _plan(plain), PROMETHEUS) is None
+
+
+def test_needs_a_request_rate_target(make_md: MakeMd) -> None:
+    md = make_md(
+        autoscaling={"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50}
+    )
+    with pytest.raises(ValueError, match="targetRequestsPerSecond"):
+        keda.desired_scaled_object(md, _plan(md), PROMETHEUS)
+
+
+@needs_promtool
+def test_trigger_query_parses(make_md: MakeMd, tmp_path: Path) -> None:
+    md = make_md(model={"version": "2.0-rc_1"}, autoscaling=TO_ZERO)
+    query = _scaled(md)["spec"]["triggers"][0]["metadata"]["query"]
+    check_rules([{"name": "keda", "rules": [{"record": "keda:query", "expr": query}]}], tmp_path)
