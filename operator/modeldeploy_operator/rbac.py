@@ -1,0 +1,190 @@
+"""Every Kubernetes permission the operator needs, with the reason for each verb.
+
+This is the one list the Helm chart's RBAC is generated from (`chartgen` writes it into
+`charts/modeldeploy/templates/_rules.tpl`, comments included), and the one the tests check the
+operator's code and the rendered chart against. It is plain data: no imports of the controller,
+so the chart can be generated without kopf.
+
+Verbs, and what in the operator needs them:
+
+- `list` + `watch`: kopf's watch streams start with a list and then watch; the controller's
+  start-up (`Controller._prime_view`) lists the same kinds directly.
+- `patch`: server-side apply is an HTTP PATCH (`KubeClient.apply`); status reports are merge
+  patches of the `status` subresource (`KubeClient.patch_status`).
+- `create`: a server-side apply that creates an object is authorized as `create` as well as
+  `patch`; events are POSTed (`KubeClient.post_event`, and kopf's own event poster).
+- `delete`: children that are no longer wanted (an old version after promotion, an HTTPRoute
+  after the router changed) are deleted by the reconciler.
+
+Nothing is read with `get` (the controller works from its watch-fed view), nothing is updated
+with `update`/PUT, nothing is read from Secrets (a server's `valueFrom.secretKeyRef` is resolved
+by the kubelet, not by the operator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class Scope(StrEnum):
+    """Where a permission is granted."""
+
+    # In every namespace the operator watches: one Role per namespace when the chart is limited
+    # to `watchNamespaces`, otherwise in the ClusterRole.
+    WATCHED = "watched"
+    # Always in the ClusterRole: the resource is cluster-scoped.
+    CLUSTER = "cluster"
+
+
+class When(StrEnum):
+    """Which installations need a permission."""
+
+    ALWAYS = "always"
+    # Only when the operator watches a list of namespaces: kopf then lists and watches
+    # Namespace objects to notice the listed namespaces appearing and disappearing.
+    NAMESPACED_MODE = "namespaced-mode"
+    # Only with kopf peering (high availability), cluster-wide operators: ClusterKopfPeering.
+    PEERING_CLUSTER_WIDE = "peering-cluster-wide"
+    # Only with kopf peering, namespace-limited operators: a KopfPeering per watched namespace.
+    PEERING_NAMESPACED = "peering-namespaced"
+
+
+@dataclass(frozen=True)
+class Permission:
+    group: str  # "" is the core group
+    resource: str  # plural, "plural/subresource" for a subresource
+    verbs: tuple[str, ...]
+    why: str
+    scope: Scope = Scope.WATCHED
+    when: When = When.ALWAYS
+    # Limited to the peering object's name (resourceNames) where the verbs allow it.
+    peering_object_only: bool = False
+
+
+MODEL_GROUP: Final = "modeldeploy.dev"
+PEERING_GROUP: Final = "kopf.dev"
+
+# What the reconciler does to every kind of child (CONVENTIONS, "Children"): watch it, apply it
+# (create or patch), delete it when it is no longer wanted.
+CHILD_VERBS: Final = ("list", "watch", "create", "patch", "delete")
+
+# Kinds of children, as (group, plural). Optional kinds (Gateway API, Prometheus Operator) are
+# granted even when their CRDs are absent: RBAC on a missing resource is inert, and the
+# operator starts using them when the CRDs appear (kopf notices new CRDs).
+CHILD_RESOURCES: Final = (
+    ("apps", "deployments"),
+    ("", "services"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("gateway.networking.k8s.io", "httproutes"),
+    ("monitoring.coreos.com", "servicemonitors"),
+    ("monitoring.coreos.com", "podmonitors"),
+    ("monitoring.coreos.com", "prometheusrules"),
+)
+
+_CHILD_WHY: Final = {
+    "deployments": "one Deployment per live model version",
+    "services": "the model's Service and one Service per live version",
+    "horizontalpodautoscalers": "one HorizontalPodAutoscaler per live version (autoscaling/v2)",
+    "httproutes": "the model's HTTPRoute (Gateway API traffic router)",
+    "servicemonitors": "scrape configuration for the Prometheus Operator",
+    "podmonitors": "scrape configuration for the Prometheus Operator (the serving pods)",
+    "prometheusrules": "the model's default alerts",
+}
+
+PERMISSIONS: Final[tuple[Permission, ...]] = (
+    Permission(
+        MODEL_GROUP,
+        "modeldeployments",
+        ("list", "watch"),
+        "the operator's input: kopf watches ModelDeployments, start-up lists them",
+    ),
+    Permission(
+        MODEL_GROUP,
+        "modeldeployments/status",
+        ("patch",),
+        "status reports (phase, conditions, canary weight) as merge patches",
+    ),
+    *(
+        Permission(
+            group,
+            plural,
+            CHILD_VERBS,
+            f"{_CHILD_WHY[plural]}: watched, applied server-side (create/patch), "
+            "deleted when no longer wanted",
+        )
+        for group, plural in CHILD_RESOURCES
+    ),
+    Permission(
+        "",
+        "pods",
+        ("list", "watch"),
+        "health of the serving pods (image pull errors, crash loops) in the status",
+    ),
+    Permission(
+        "",
+        "events",
+        ("create",),
+        "Events on ModelDeployments (rollout steps, failed analysis) from the operator and kopf",
+    ),
+    Permission(
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        ("list", "watch"),
+        "kopf notices CRDs installed after start (Gateway API, Prometheus Operator) "
+        "and starts watching those kinds",
+        scope=Scope.CLUSTER,
+    ),
+    Permission(
+        "",
+        "namespaces",
+        ("list", "watch"),
+        "kopf follows the listed namespaces being created and deleted",
+        scope=Scope.CLUSTER,
+        when=When.NAMESPACED_MODE,
+    ),
+    Permission(
+        PEERING_GROUP,
+        "clusterkopfpeerings",
+        ("list", "watch"),
+        "kopf peering: see the other replicas' keep-alives",
+        scope=Scope.CLUSTER,
+        when=When.PEERING_CLUSTER_WIDE,
+    ),
+    Permission(
+        PEERING_GROUP,
+        "clusterkopfpeerings",
+        ("patch",),
+        "kopf peering: write this replica's keep-alive into the chart's peering object",
+        scope=Scope.CLUSTER,
+        when=When.PEERING_CLUSTER_WIDE,
+        peering_object_only=True,
+    ),
+    Permission(
+        PEERING_GROUP,
+        "kopfpeerings",
+        ("list", "watch"),
+        "kopf peering: see the other replicas' keep-alives",
+        when=When.PEERING_NAMESPACED,
+    ),
+    Permission(
+        PEERING_GROUP,
+        "kopfpeerings",
+        ("patch",),
+        "kopf peering: write this replica's keep-alive into the chart's peering object",
+        when=When.PEERING_NAMESPACED,
+        peering_object_only=True,
+    ),
+)
+
+
+def needed(*, namespaced: bool, peering: bool) -> tuple[Permission, ...]:
+    """The permissions an installation needs: cluster-wide or namespace-limited, with or without
+    peering."""
+    wanted = {When.ALWAYS}
+    if namespaced:
+        wanted.add(When.NAMESPACED_MODE)
+    if peering:
+        wanted.add(When.PEERING_NAMESPACED if namespaced else When.PEERING_CLUSTER_WIDE)
+    return tuple(p for p in PERMISSIONS if p.when in wanted)
