@@ -1,0 +1,103 @@
+"""Finding, pinning and loading the artifact; describing the model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skops.io
+from modeldeploy_serving.errors import DigestMismatch, ModelLoadError
+from modeldeploy_serving.model import (
+    ServedModel,
+    locate_artifact,
+    normalize_sha256,
+    verify_sha256,
+)
+
+from .conftest import Fitted, save_model
+
+
+def test_sha256_pin(models: dict[str, Fitted], tmp_path: Path) -> None:
+    path = save_model(models["logistic"].estimator, tmp_path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert verify_sha256(path, digest.upper()) == digest
+    assert verify_sha256(path, f"sha256:{digest}") == digest
+    model = ServedModel.load(tmp_path, digest)
+    assert model.sha256 == digest
+    wrong = "0" * 64
+    with pytest.raises(DigestMismatch) as info:
+        ServedModel.load(tmp_path, wrong)
+    assert digest in str(info.value) and wrong in str(info.value)
+    with pytest.raises(ValueError, match="64 hex"):
+        normalize_sha256("abc")
+
+
+def test_missing_and_unloadable_artifacts(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        locate_artifact(tmp_path / "absent")
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ModelLoadError, match=r"notes\.txt"):
+        locate_artifact(tmp_path)
+    (tmp_path / "model.joblib").write_bytes(b"not a pickle")
+    with pytest.raises(ModelLoadError, match="cannot load"):
+        ServedModel.load(tmp_path)
+
+
+def test_a_pickle_of_something_without_predict_is_refused(tmp_path: Path) -> None:
+    save_model({"not": "a model"}, tmp_path)
+    with pytest.raises(ModelLoadError, match="no predict"):
+        ServedModel.load(tmp_path)
+
+
+def test_skops_loads_safely_and_asks_for_untrusted_types(
+    models: dict[str, Fitted], tmp_path: Path
+) -> None:
+    pipeline = models["pipeline"]
+    skops.io.dump(pipeline.estimator, tmp_path / "model.skops")
+    model = ServedModel.load(tmp_path)
+    assert np.array_equal(model.predict(pipeline.X), pipeline.estimator.predict(pipeline.X))
+
+    forest_dir = tmp_path / "forest"
+    forest_dir.mkdir()
+    skops.io.dump(models["forest"].estimator, forest_dir / "model.skops")
+    with pytest.raises(ModelLoadError, match=r"sklearn\.tree\._tree\.Tree"):
+        ServedModel.load(forest_dir)
+    trusted = ServedModel.load(forest_dir, skops_trusted=("sklearn.tree._tree.Tree",))
+    X = models["forest"].X
+    assert np.array_equal(trusted.predict(X), models["forest"].estimator.predict(X))
+
+
+def test_mlflow_layout_is_found_through_mlmodel(models: dict[str, Fitted], tmp_path: Path) -> None:
+    import joblib
+
+    joblib.dump(models["ridge"].estimator, tmp_path / "model.pkl")
+    (tmp_path / "MLmodel").write_text(
+        "flavors:\n  sklearn:\n    pickled_model: model.pkl\n"
+        "    serialization_format: cloudpickle\n    sklearn_version: 1.9.1\n"
+    )
+    assert locate_artifact(tmp_path) == (tmp_path / "model.pkl").resolve()
+    model = ServedModel.load(tmp_path)
+    assert model.signature.task == "regression"
+    (tmp_path / "MLmodel").write_text("flavors:\n  sklearn:\n    pickled_model: ../escape.pkl\n")
+    with pytest.raises(ModelLoadError, match="not a file in its directory"):
+        locate_artifact(tmp_path)
+
+
+def test_signatures(models: dict[str, Fitted], tmp_path: Path) -> None:
+    expected = {
+        "logistic": ("classification", 4, True, [0, 1, 2], False),
+        "pipeline": ("classification", 4, True, ["setosa", "versicolor", "virginica"], False),
+        "forest": ("classification", 4, True, [0, 1, 2], True),  # trees split on NaN
+        "ridge": ("regression", 10, False, None, False),
+    }
+    for name, (task, n_features, has_proba, classes, allow_nan) in expected.items():
+        save_model(models[name].estimator, tmp_path / name)
+        signature = ServedModel.load(tmp_path / name).signature
+        assert signature.task == task
+        assert signature.n_features == n_features
+        assert signature.has_proba == has_proba
+        got = signature.classes.tolist() if signature.classes is not None else None
+        assert got == classes
+        assert signature.allow_nan is allow_nan
