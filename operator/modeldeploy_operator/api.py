@@ -1099,6 +1099,11 @@ class ModelDeploymentStatus(StatusModel):
     last_analysis: AnalysisResult | None = Field(
         default=None, description="The latest analysis run."
     )
+    last_request_id: str | None = Field(
+        default=None,
+        description="The last `kubectl modeldeploy` request (annotation modeldeploy.dev/request-id) "
+        "the operator acted on; each request is acted on once.",
+    )
     url: str | None = Field(default=None, description="In-cluster URL of the model's Service.")
     replicas: int | None = Field(
         default=None, description="Ready pods of the stable version (scale subresource)."

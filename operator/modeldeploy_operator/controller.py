@@ -68,6 +68,18 @@ def owner_key(body: dict[str, Any]) -> Key | None:
     return (namespace, model) if model and namespace else None
 
 
+def is_older(body: dict[str, Any], held: dict[str, Any] | None) -> bool:
+    """Whether `body` predates `held`. resourceVersions are opaque strings, but etcd-backed ones
+    are increasing integers; anything else is never treated as older."""
+    if held is None:
+        return False
+    new, old = (
+        body["metadata"].get("resourceVersion", ""),
+        held["metadata"].get("resourceVersion", ""),
+    )
+    return new.isdigit() and old.isdigit() and int(new) < int(old)
+
+
 def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
     """Pods are numerous; keep only what status needs."""
     meta = body.get("metadata", {})
@@ -137,10 +149,13 @@ class Controller:
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             if event["type"] == "DELETED":
                 self.view.models.pop(key, None)
-                self.queue.add(key)  # lets the reconciler forget per-model state
+            elif is_older(body, self.view.models.get(key)):
+                # The reconciler already holds a newer body (the answer to its own status
+                # patch); acting on this one would repeat a rollout step.
+                return
             else:
                 self.view.models[key] = body
-                self.queue.add(key)
+            self.queue.add(key)
             MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
 
         for group, version, plural in CHILD_RESOURCES:
@@ -238,5 +253,7 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._reconciler is not None:
+            await self._reconciler.close()
         if self._client is not None:
             await self._client.close()

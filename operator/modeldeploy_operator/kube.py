@@ -169,7 +169,7 @@ class KubeClient:
     def __init__(self, credentials: Credentials, timeout: float = 30.0) -> None:
         self._creds = credentials
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=credentials.ssl_context, limit=20),
+            connector=aiohttp.TCPConnector(ssl=credentials.ssl_context, limit=64),
             timeout=aiohttp.ClientTimeout(total=timeout),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             auth=credentials.basic_auth,

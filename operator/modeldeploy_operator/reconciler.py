@@ -9,21 +9,30 @@ changed. Everything that decides *what* should exist is in the pure modules (`pl
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from pydantic import ValidationError
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.api import AnalysisResult, ModelDeployment
+from modeldeploy_operator.api import TrafficRouter as TrafficRouterKind
 from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, kind_of
-from modeldeploy_operator.planning import plan_tracks
+from modeldeploy_operator.planning import Outcome, Plan, Routing, plan_tracks
+from modeldeploy_operator.requests import pending_request
+from modeldeploy_operator.rollout.analysis import AnalysisError, run_analysis
+from modeldeploy_operator.rollout.routers.base import TrafficRouter, with_traffic_objects
+from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
+from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.status import StatusChange, compute_status
 from modeldeploy_operator.telemetry import (
@@ -88,6 +97,7 @@ class Reconciler:
         self.context = BuildContext(server_image=settings.server_image)
         self.available_kinds: set[str] = {"Deployment", "Service", "HorizontalPodAutoscaler"}
         self._rolling_out: set[Key] = set()
+        self._http: aiohttp.ClientSession | None = None
 
     async def discover_optional_kinds(self) -> None:
         for (_, kind), resource in KINDS.items():
@@ -139,26 +149,40 @@ class Reconciler:
         children = self.view.children_of(key)
         pods = self.view.pods_of(key)
         health = self._observe(md, children, pods)
-        plan = plan_tracks(md, health)
+        now = datetime.now(UTC)
+        router, router_problem = self._router(md)
+        routing = Routing(
+            split_by_service=router.name == TrafficRouterKind.REPLICA_RATIO,
+            canary_replicas=router.canary_replicas,
+        )
+        request = pending_request(body, md)
+        plan = plan_tracks(md, health, now, routing, request=request)
+        if plan.analysis_due:
+            verdict = await self._analyse(md, plan, now)
+            plan = plan_tracks(md, health, now, routing, analysis=verdict, request=request)
 
         desired = [
             with_applied_hash(m)
-            for m in desired_children(md, plan.tracks, self.context, plan.traffic_versions)
+            for m in self._desired(md, plan, router)
             if m["kind"] in self.available_kinds
         ]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
-        for manifest in desired:
-            live = children.get((manifest["kind"], manifest["metadata"]["name"]))
-            if needs_apply(manifest, live):
-                applied = await self.client.apply(manifest)
-                if applied is not None:
-                    children[(manifest["kind"], manifest["metadata"]["name"])] = applied
+        changed = [
+            m for m in desired if needs_apply(m, children.get((m["kind"], m["metadata"]["name"])))
+        ]
+        # Children are independent objects: apply them concurrently. Deletions wait until every
+        # apply succeeded, so traffic never loses its new target before the old one goes.
+        for applied in await asyncio.gather(*(self.client.apply(m) for m in changed)):
+            if applied is not None:
+                children[(applied["kind"], applied["metadata"]["name"])] = applied
         for (kind, name), live in list(children.items()):
             if (kind, name) not in wanted and self._owned_by(live, md):
                 await self.client.delete(kind_of(live), md.metadata.namespace, name)
                 children.pop((kind, name), None)
 
-        change = compute_status(md, plan, health, time.time(), body.get("status") or {})
+        change = compute_status(
+            md, plan, health, time.time(), body.get("status") or {}, router_problem
+        )
         await self._report(md, body, change)
 
         if plan.in_progress:
@@ -167,6 +191,67 @@ class Reconciler:
             self._rolling_out.discard(key)
         ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
         return plan.requeue_after
+
+    def _router(self, md: ModelDeployment) -> tuple[TrafficRouter, RouterUnavailableError | None]:
+        try:
+            return select_router(md, "HTTPRoute" in self.available_kinds), None
+        except RouterUnavailableError as err:
+            # Keep serving through the model Service alone and say why in Degraded.
+            return ReplicaRatioRouter(), err
+
+    def _desired(
+        self, md: ModelDeployment, plan: Plan, router: TrafficRouter
+    ) -> list[dict[str, Any]]:
+        stable_version = (plan.stable or plan.target).model.version
+        canary = plan.canary_track
+        canary_version = canary.version if canary is not None else None
+        weight = plan.rollout.weight or 0 if canary is not None else 0
+        if canary is not None and plan.rollout.canary is None:
+            weight = 0  # a plain switch-over: the new version waits with no traffic
+        mirror = md.spec.traffic.mirror_percent if canary is not None and weight < 100 else 0
+        selected = router.selected_versions(stable_version, canary_version, weight)
+        children = desired_children(md, plan.tracks, self.context, selected)
+        traffic = router.desired_objects(md, stable_version, canary_version, weight, mirror)
+        return with_traffic_objects(children, traffic)
+
+    async def _analyse(
+        self, md: ModelDeployment, plan: Plan, now: datetime
+    ) -> tuple[Outcome, AnalysisResult]:
+        spec = md.spec.rollout.analysis
+        assert spec is not None and plan.stable is not None
+        step = plan.rollout.step or 0
+        try:
+            return await run_analysis(
+                self._prometheus_session(),
+                spec.prometheus_url or self.settings.prometheus_url,
+                spec,
+                md.metadata.namespace,
+                md.metadata.name,
+                plan.target.model.version,
+                plan.stable.model.version,
+                step,
+                now,
+                default_window=md.spec.rollout.step_interval,
+            )
+        except (AnalysisError, aiohttp.ClientError, TimeoutError) as err:
+            # An unreachable or failing Prometheus is a failed check, not a pass: counted
+            # towards maxFailedChecks like any other (and visible in lastAnalysis).
+            return "fail", AnalysisResult(
+                time=now,
+                canary_version=plan.target.model.version,
+                step=step,
+                passed=False,
+                message=f"analysis query failed: {err}",
+            )
+
+    def _prometheus_session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
 
     def _observe(
         self,
@@ -205,5 +290,6 @@ class Reconciler:
             )
             if patched is not None:
                 body["status"] = patched.get("status", change.status)
-        for event in change.events:
-            await self.client.post_event(body, event.reason, event.message, event.warning)
+        await asyncio.gather(
+            *(self.client.post_event(body, e.reason, e.message, e.warning) for e in change.events)
+        )

@@ -19,7 +19,7 @@ class OperatorSettings:
     prometheus_url: str = DEFAULT_PROMETHEUS_URL
     log_format: str = "text"
     metrics_port: int = 8080
-    workers: int = 8
+    workers: int = 16
     resync_seconds: float = 300.0
     peering: str | None = None  # kopf peering object name; None runs standalone
     service_monitor_labels: dict[str, str] = field(default_factory=dict)
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(_env("WORKERS", "8")),
+        default=int(_env("WORKERS", "16")),
         help="ModelDeployments reconciled concurrently",
     )
     parser.add_argument(

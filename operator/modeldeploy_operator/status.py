@@ -11,16 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.api import ModelDeployment, ServingTemplate
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.planning import Plan
-
-
-@dataclass(frozen=True)
-class Event:
-    reason: str
-    message: str
-    warning: bool = False
+from modeldeploy_operator.planning import PAUSED_BY_REQUEST, Event, Plan
+from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError
 
 
 @dataclass(frozen=True)
@@ -41,10 +35,64 @@ def _timestamp(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _conditions(plan: Plan, health: dict[str, DeploymentHealth]) -> list[Condition]:
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _dump(template: ServingTemplate | None) -> dict[str, Any] | None:
+    if template is None:
+        return None
+    return template.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _progressing(md: ModelDeployment, plan: Plan, health: dict[str, DeploymentHealth]) -> Condition:
+    target_version = plan.target.model.version
+    target = health.get(target_version)
+    detail = target.explain() if target is not None else "creating its Deployment"
+    state = plan.rollout
+    if plan.failure is not None:
+        return Condition("Progressing", False, plan.failure.reason, plan.failure.message)
+    if not plan.in_progress:
+        return Condition(
+            "Progressing", False, "RolloutComplete", f"version {target_version} serves all traffic"
+        )
+    if plan.stable is None or plan.stable.model.version == target_version:
+        return Condition(
+            "Progressing", True, "RollingOut", f"rolling out {target_version}: {detail}"
+        )
+    stable_version = plan.stable.model.version
+    if state.paused:
+        reason = "Paused" if md.spec.rollout.paused else PAUSED_BY_REQUEST
+        return Condition(
+            "Progressing",
+            True,
+            reason,
+            f"canary {target_version} held at {state.weight or 0}%; resume to continue",
+        )
+    if state.step is None:
+        return Condition(
+            "Progressing",
+            True,
+            "CanaryStarting",
+            f"canary {target_version} starting with no traffic; {stable_version} serves all "
+            f"traffic until every canary replica is ready: {detail}",
+        )
+    steps = md.spec.rollout.steps
+    waiting = "analysing" if plan.analysis_due else "waiting for the next analysis"
+    return Condition(
+        "Progressing",
+        True,
+        "CanaryStep",
+        f"canary {target_version} at {state.weight}% (step {state.step + 1}/{len(steps)}), "
+        f"{waiting}; failed checks {state.failed_checks}",
+    )
+
+
+def _conditions(
+    md: ModelDeployment, plan: Plan, health: dict[str, DeploymentHealth]
+) -> list[Condition]:
     serving_version = plan.traffic_versions[0]
     serving = health.get(serving_version)
-    target_version = plan.target.model.version
 
     if serving is None:
         ready = Condition(
@@ -62,21 +110,7 @@ def _conditions(plan: Plan, health: dict[str, DeploymentHealth]) -> list[Conditi
     else:
         ready = Condition("Ready", False, "ReplicasNotReady", serving.explain())
 
-    target = health.get(target_version)
-    if plan.in_progress:
-        if plan.stable is None or plan.stable.model.version == target_version:
-            what = f"rolling out version {target_version}"
-        else:
-            what = (
-                f"rolling out version {target_version}; traffic stays on version "
-                f"{plan.stable.model.version} until every new replica is ready"
-            )
-        detail = target.explain() if target is not None else "creating its Deployment"
-        progressing = Condition("Progressing", True, "RollingOut", f"{what}: {detail}")
-    else:
-        progressing = Condition(
-            "Progressing", False, "RolloutComplete", f"version {target_version} serves all traffic"
-        )
+    progressing = _progressing(md, plan, health)
 
     stuck = [h for v, h in sorted(health.items()) if h.stuck and v in _live_versions(plan)]
     if stuck:
@@ -97,6 +131,8 @@ def _live_versions(plan: Plan) -> set[str]:
 
 
 def _phase(plan: Plan, conditions: dict[str, Condition]) -> str:
+    if plan.failure is not None:
+        return "Failed"
     if conditions["Degraded"].status:
         return "Degraded"
     if conditions["Progressing"].status:
@@ -110,15 +146,18 @@ def compute_status(
     health: dict[str, DeploymentHealth],
     now: float,
     previous: dict[str, Any],
+    router_problem: RouterUnavailableError | None = None,
 ) -> StatusChange:
     """`previous` is the raw status as stored, so unchanged conditions keep their timestamps."""
     old_conditions = {c["type"]: c for c in previous.get("conditions", [])}
     generation = md.metadata.generation
-    conditions = _conditions(plan, health)
+    conditions = _conditions(md, plan, health)
+    if router_problem is not None:
+        conditions[2] = Condition("Degraded", True, router_problem.reason, router_problem.message)
     by_type = {c.type: c for c in conditions}
 
     rendered: list[dict[str, Any]] = []
-    events: list[Event] = []
+    events: list[Event] = list(plan.events)
     for cond in conditions:
         status_text = "True" if cond.status else "False"
         old = old_conditions.get(cond.type)
@@ -143,7 +182,8 @@ def compute_status(
 
     serving_version = plan.traffic_versions[0]
     serving = health.get(serving_version)
-    canary = plan.canary_track
+    state = plan.rollout
+    canary = state.canary
     stable_version = plan.stable.model.version if plan.stable is not None else None
     if stable_version is not None and stable_version != previous.get("stableVersion"):
         events.append(Event("VersionServing", f"version {stable_version} now serves all traffic"))
@@ -152,13 +192,20 @@ def compute_status(
         "observedGeneration": generation,
         "phase": _phase(plan, by_type),
         "stableVersion": stable_version,
-        "stableServing": (
-            plan.stable.model_dump(mode="json", by_alias=True, exclude_none=True)
-            if plan.stable
+        "stableServing": _dump(plan.stable),
+        "canaryVersion": canary.model.version if canary else None,
+        "canaryServing": _dump(canary),
+        "canaryWeight": state.weight if canary else None,
+        "currentStep": state.step if canary else None,
+        "stepStartedAt": _iso(state.step_started_at) if canary else None,
+        "failedChecks": state.failed_checks if canary else None,
+        "failedServingHash": state.failed_serving_hash,
+        "lastAnalysis": (
+            state.last_analysis.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if state.last_analysis
             else None
         ),
-        "canaryVersion": canary.serving.model.version if canary else None,
-        "canaryWeight": canary.weight if canary else None,
+        "lastRequestId": plan.request_id or previous.get("lastRequestId"),
         "url": f"http://{md.metadata.name}.{md.metadata.namespace}.svc.cluster.local",
         "replicas": serving.replicas if serving is not None else 0,
         "selector": naming.selector_string(

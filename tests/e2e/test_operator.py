@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import deployment_health
-from modeldeploy_operator.planning import plan_tracks
+from modeldeploy_operator.planning import Routing, plan_tracks
+from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 
 from tests.support.audit import AuditLog
 from tests.support.kube import Kubectl, KubectlError, eventually
@@ -94,7 +96,9 @@ def test_apply_creates_children_exactly_as_built_and_becomes_ready(
     deployment = k.get("deployment", naming.track_name("iris", "1"))
     assert deployment is not None
     health = {"1": deployment_health(deployment)}
-    plan = plan_tracks(parsed, health)
+    router = ReplicaRatioRouter()
+    routing = Routing(split_by_service=True, canary_replicas=router.canary_replicas)
+    plan = plan_tracks(parsed, health, datetime.now(UTC), routing)
     expected = desired_children(
         parsed, plan.tracks, BuildContext(server_image=SERVER_IMAGE), plan.traffic_versions
     )
@@ -156,9 +160,10 @@ def test_kubectl_scale_resizes_the_serving_deployment(
 
 
 def test_version_change_switches_without_a_gap(operator: OperatorProcess, k: Kubectl) -> None:
-    k.apply(model("switch", "1"))
+    immediate = {"strategy": "Immediate"}
+    k.apply(model("switch", "1", rollout=immediate))
     wait_ready(k, "switch")
-    k.apply(model("switch", "2"))
+    k.apply(model("switch", "2", rollout=immediate))
 
     gaps: list[str] = []
     deadline = time.monotonic() + 60
