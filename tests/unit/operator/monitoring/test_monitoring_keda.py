@@ -144,3 +144,35 @@ def test_trigger_query_parses(make_md: MakeMd, tmp_path: Path) -> None:
     md = make_md(model={"version": "2.0-rc_1"}, autoscaling=TO_ZERO)
     query = _scaled(md)["spec"]["triggers"][0]["metadata"]["query"]
     check_rules([{"name": "keda", "rules": [{"record": "keda:query", "expr": query}]}], tmp_path)
+
+
+# Fields of keda.sh/v1alpha1 ScaledObject (KEDA 2.x CRD): the apiserver prunes any other, so a
+# misspelt one would silently change nothing.
+SPEC_FIELDS = {
+    "advanced",
+    "cooldownPeriod",
+    "fallback",
+    "idleReplicaCount",
+    "maxReplicaCount",
+    "minReplicaCount",
+    "pollingInterval",
+    "scaleTargetRef",
+    "triggers",
+}
+TRIGGER_FIELDS = {"authenticationRef", "metadata", "metricType", "name", "type"}
+HPA_BEHAVIOR_FIELDS = {"scaleUp", "scaleDown"}
+
+
+def test_only_fields_the_crd_knows(make_md: MakeMd) -> None:
+    autoscaling = {**TO_ZERO, "targetCPUUtilizationPercentage": 70}
+    spec = _scaled(_with_wake_query(make_md(autoscaling=autoscaling)))["spec"]
+    assert set(spec) <= SPEC_FIELDS
+    assert set(spec["scaleTargetRef"]) <= {"apiVersion", "kind", "name", "envSourceContainerName"}
+    assert set(spec["advanced"]) == {"horizontalPodAutoscalerConfig"}
+    assert set(spec["advanced"]["horizontalPodAutoscalerConfig"]) == {"behavior"}
+    assert set(spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]) <= (
+        HPA_BEHAVIOR_FIELDS
+    )
+    for trigger in spec["triggers"]:
+        assert set(trigger) <= TRIGGER_FIELDS and {"type", "metadata"} <= set(trigger)
+        assert all(isinstance(value, str) for value in trigger["metadata"].values())
