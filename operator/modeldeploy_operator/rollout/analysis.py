@@ -378,8 +378,9 @@ def evaluate(
     else "hold" when any check has no data under noData Hold; else "pass". A measured failure
     wins over a hold: the state machine must not wait on one check while another already fails.
     """
+    policy = NoDataPolicy(spec.no_data)  # also when a spec was copied without validation
     verdicts: list[tuple[Outcome, AnalysisCheckResult]] = [
-        _judge(rule, values.get(rule.name), spec.no_data) for rule in _rules(spec)
+        _judge(rule, values.get(rule.name), policy) for rule in _rules(spec)
     ]
     failed = [check for verdict, check in verdicts if verdict == "fail"]
     held = [check for verdict, check in verdicts if verdict == "hold"]
