@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -155,11 +156,14 @@ class Reconciler:
             split_by_service=router.name == TrafficRouterKind.REPLICA_RATIO,
             canary_replicas=router.canary_replicas,
         )
-        request = pending_request(body, md)
+        pending = pending_request(body, md)
+        request = pending.actionable if pending is not None else None
         plan = plan_tracks(md, health, now, routing, request=request)
         if plan.analysis_due:
             verdict = await self._analyse(md, plan, now)
             plan = plan_tracks(md, health, now, routing, analysis=verdict, request=request)
+        if pending is not None and pending.stale:
+            plan = replace(plan, request_id=pending.request_id)
 
         desired = [
             with_applied_hash(m)

@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.kube import Kubectl
+from tests.support.operator_process import ROOT, OperatorProcess
+
+CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
 
 
 def _node_ready_since(kube: Kubectl) -> dict[str, datetime | None]:
@@ -37,3 +40,15 @@ def nodes_ready_for_the_whole_run(kube: Kubectl) -> Iterator[None]:
     after = _node_ready_since(kube)
     flapped = {n: t for n, t in after.items() if t is None or t > started or t != before.get(n)}
     assert not flapped, f"nodes left Ready during the run: {flapped}"
+
+
+@pytest.fixture(scope="session")
+def operator(kube: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kube.run("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    proc = OperatorProcess(kube.kubeconfig, log)
+    proc.start()
+    yield proc
+    proc.stop()
+    print(f"operator log: {log}")

@@ -10,7 +10,6 @@ import copy
 import json
 import time
 from datetime import UTC, datetime
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,63 +25,10 @@ from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRoute
 
 from tests.support.audit import AuditLog
 from tests.support.kube import Kubectl, KubectlError, eventually
+from tests.support.models import SERVER_IMAGE, condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
-SERVER_IMAGE = "example.org/modeldeploy-server:test"
-SHA = "0" * 64
-
-
-@pytest.fixture(scope="module")
-def operator(kube: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    kube.run("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    proc = OperatorProcess(kube.kubeconfig, log)
-    proc.start()
-    yield proc
-    proc.stop()
-    print(f"operator log: {log}")
-
-
-def model(name: str, version: str = "1", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "modeldeploy.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {
-                "format": "sklearn",
-                "version": version,
-                "storageUri": f"http://models.example.org/{name}/{version}/model.joblib",
-            },
-            "replicas": 2,
-            **spec,
-        },
-    }
-    return body
-
-
-def condition(md: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    for cond in (md or {}).get("status", {}).get("conditions", []):
-        if cond["type"] == kind:
-            return dict(cond)
-    return {}
-
-
-def wait_ready(k: Kubectl, name: str, timeout: float = 60) -> dict[str, Any]:
-    def ready() -> dict[str, Any] | None:
-        md = k.get("md", name)
-        ok = (
-            md is not None
-            and md.get("status", {}).get("phase") == "Ready"
-            and md["status"].get("observedGeneration") == md["metadata"]["generation"]
-            and condition(md, "Ready").get("status") == "True"
-        )
-        return md if ok else None
-
-    return dict(eventually(ready, timeout=timeout, what=f"{name} Ready"))
 
 
 def test_apply_creates_children_exactly_as_built_and_becomes_ready(

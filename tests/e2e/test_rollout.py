@@ -1,0 +1,147 @@
+"""Progressive delivery on the real control plane: steps, promotion, rollback, abort, restart,
+requests from the kubectl plugin. The ReplicaRatio router is used (no Gateway implementation
+runs here); the Gateway API router's HTTPRoute is checked as an object the apiserver accepts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+from modeldeploy_operator import naming
+from tests.support.kube import Kubectl, eventually
+from tests.support.models import condition, model, wait_ready
+from tests.support.operator_process import OperatorProcess
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def status(k: Kubectl, name: str) -> dict[str, Any]:
+    md = k.get("md", name)
+    return dict(md["status"]) if md and "status" in md else {}
+
+
+def test_canary_steps_through_weights_then_promotes(operator: OperatorProcess, k: Kubectl) -> None:
+    rollout = {"steps": [25, 50], "stepInterval": "2s"}
+    k.apply(model("steps", "1", rollout=rollout))
+    wait_ready(k, "steps")
+    k.apply(model("steps", "2", rollout=rollout))
+
+    seen: list[tuple[Any, Any]] = []
+    both_selected = False
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        st = status(k, "steps")
+        point = (st.get("canaryVersion"), st.get("canaryWeight"))
+        if not seen or seen[-1] != point:
+            seen.append(point)
+        svc = k.get("service", "steps")
+        if svc and naming.LABEL_VERSION not in svc["spec"]["selector"]:
+            both_selected = True  # ReplicaRatio: the model Service selects both tracks
+        if st.get("stableVersion") == "2" and st.get("phase") == "Ready":
+            break
+        time.sleep(0.3)
+    else:
+        raise AssertionError(f"no promotion in 90s; saw {seen}")
+    weights = [w for v, w in seen if v == "2"]
+    assert weights == sorted(weights), seen  # never goes back, never skips backwards
+    assert 25 in weights and 50 in weights, seen
+    assert both_selected
+    eventually(lambda: k.get("deployment", "steps-v1") is None, what="old stable removed")
+    events = json.loads(
+        k.run("get", "events", "--field-selector", "involvedObject.name=steps", "-o", "json")
+    )["items"]
+    reasons = [e["reason"] for e in events]
+    assert "RolloutStarted" in reasons and "Promoted" in reasons
+
+
+def test_failing_analysis_rolls_back_and_reports_failed(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    """Prometheus unreachable: every check fails; at maxFailedChecks the canary goes at once."""
+    rollout = {
+        "steps": [20, 40],
+        "stepInterval": "1s",
+        "analysis": {
+            "prometheusUrl": f"http://127.0.0.1:{closed_port()}",
+            "successRate": {"min": 99},
+            "maxFailedChecks": 2,
+        },
+    }
+    k.apply(model("sad", "1", rollout=rollout))
+    wait_ready(k, "sad")
+    k.apply(model("sad", "2", rollout=rollout))
+
+    def failed() -> dict[str, Any] | None:
+        st = status(k, "sad")
+        return st if st.get("phase") == "Failed" else None
+
+    st = eventually(failed, timeout=60, what="phase Failed")
+    assert st["stableVersion"] == "1"
+    assert st.get("canaryVersion") is None
+    progressing = condition(k.get("md", "sad"), "Progressing")
+    assert progressing["status"] == "False" and progressing["reason"] == "AnalysisFailed"
+    assert "analysis query failed" in st["lastAnalysis"]["message"]
+    eventually(lambda: k.get("deployment", "sad-v2") is None, what="canary removed")
+    svc = k.get("service", "sad")
+    assert svc is not None and svc["spec"]["selector"][naming.LABEL_VERSION] == "1"
+    # It stays rolled back (no retry loop) until the spec changes.
+    time.sleep(3)
+    assert status(k, "sad")["phase"] == "Failed"
+    assert k.get("deployment", "sad-v2") is None
+
+
+def test_setting_the_version_back_aborts_at_once(operator: OperatorProcess, k: Kubectl) -> None:
+    rollout = {"steps": [50], "stepInterval": "1h"}
+    k.apply(model("back", "1", rollout=rollout))
+    wait_ready(k, "back")
+    k.apply(model("back", "2", rollout=rollout))
+    eventually(lambda: status(k, "back").get("canaryWeight") == 50, what="canary at 50%")
+    k.apply(model("back", "1", rollout=rollout))
+
+    def aborted() -> bool:
+        st = status(k, "back")
+        return st.get("canaryVersion") is None and st.get("phase") == "Ready"
+
+    eventually(aborted, timeout=20, what="aborted")
+    eventually(lambda: k.get("deployment", "back-v2") is None, what="canary removed")
+
+
+def test_a_restarted_operator_continues_the_rollout_without_double_stepping(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    rollout = {"steps": [10, 20], "stepInterval": "12s"}
+    k.apply(model("resume", "1", rollout=rollout))
+    wait_ready(k, "resume")
+    k.apply(model("resume", "2", rollout=rollout))
+    eventually(lambda: status(k, "resume").get("canaryWeight") == 10, what="first step")
+    before = status(k, "resume")
+    operator.restart()
+    after = status(k, "resume")
+    # The restart itself moved nothing: same step, same start time.
+    assert after.get("currentStep") == before.get("currentStep")
+    assert after.get("stepStartedAt") == before.get("stepStartedAt")
+    eventually(lambda: status(k, "resume").get("stableVersion") == "2", timeout=60, what="done")
+
+
+def test_plugin_requests_promote_a_paused_rollout(operator: OperatorProcess, k: Kubectl) -> None:
+    rollout = {"steps": [10, 50], "stepInterval": "1h"}
+    k.apply(model("manual", "1", rollout=rollout))
+    wait_ready(k, "manual")
+    k.apply(model("manual", "2", rollout=rollout))
+    eventually(lambda: status(k, "manual").get("canaryWeight") == 10, what="first step")
+
+    k.run("annotate", "md/manual", "--overwrite",
+          "modeldeploy.dev/request=promote", "modeldeploy.dev/request-id=req-1",
+          "modeldeploy.dev/request-canary=2")  # fmt: skip
+
+    def promoted() -> bool:
+        st = status(k, "manual")
+        return st.get("stableVersion") == "2" and st.get("lastRequestId") == "req-1"
+
+    eventually(promoted, timeout=20, what="promoted by request")
