@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from modeldeploy_operator.monitoring import dashboard, metrics
+import modeldeploy_operator.monitoring.dashboard as dashboard
+from modeldeploy_operator.monitoring import metrics
 
 from tests.unit.operator.monitoring.support import check_rules, metric_names, needs_promtool
 

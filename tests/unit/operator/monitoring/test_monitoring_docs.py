@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import modeldeploy_operator.monitoring.keda as keda
 import pytest
 from modeldeploy_operator.builders.hpa import RPS_METRIC
-from modeldeploy_operator.monitoring import keda, metrics, rules
+from modeldeploy_operator.monitoring import metrics, rules
 
 from tests.unit.operator.factories import MakeMd
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import modeldeploy_operator.monitoring.keda as keda
 import pytest
 from modeldeploy_operator import naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders import TrackPlan, build_hpa
 from modeldeploy_operator.builders.hpa import quantity
-from modeldeploy_operator.monitoring import keda
 
 from tests.unit.operator.factories import UID, MakeMd
 from tests.unit.operator.monitoring.support import check_rules, needs_promtool
