@@ -1,0 +1,168 @@
+"""`modeldeploy fetch` from local paths, pvc:// mounts and a real HTTP server: the model lands
+whole and verified, or DEST is left as it was."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from modeldeploy_serving import fetch as fetch_command
+from modeldeploy_serving.errors import FetchError
+from modeldeploy_serving.fetch import FetchOptions, fetch
+from modeldeploy_serving.model import ServedModel
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from tests.serving.http_files import serve_files
+
+X, Y = load_iris(return_X_y=True)
+MODEL = LogisticRegression(max_iter=1000).fit(X, Y)
+
+
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("store") / "iris" / "2"
+    directory.mkdir(parents=True)
+    joblib.dump(MODEL, directory / "iris-v2.joblib")
+    (directory / "reference.json").write_text('{"format": "test"}')
+    return directory / "iris-v2.joblib"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return [p.name for p in parent.rglob("*fetch-*")]
+
+
+def _serves_the_model(model_dir: Path) -> None:
+    model = ServedModel.load(model_dir)
+    assert np.array_equal(model.predict(X), MODEL.predict(X))
+
+
+def test_file_uri_of_a_file_brings_the_reference_along(artifact: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "models"
+    path = fetch(f"file://{artifact}", dest, _sha(artifact))
+    assert path == dest / "model.joblib"
+    assert sorted(p.name for p in dest.iterdir()) == ["model.joblib", "reference.json"]
+    _serves_the_model(dest)
+    assert _leftovers(tmp_path) == []
+
+
+def test_pvc_uri_maps_under_the_mount_root(artifact: Path, tmp_path: Path) -> None:
+    claims = artifact.parents[2]  # <root>/<claim>/iris/2/iris-v2.joblib
+    claim = artifact.parents[1].parent.name
+    dest = tmp_path / "models"
+    options = FetchOptions(pvc_root=claims.parent)
+    fetch(f"pvc://{claim}/iris/2/iris-v2.joblib", dest, _sha(artifact), options)
+    assert sorted(p.name for p in dest.iterdir()) == ["model.joblib", "reference.json"]
+    _serves_the_model(dest)
+    # a directory is copied as it is
+    layout = claims.parent / claim / "layout"
+    layout.mkdir()
+    (layout / "model.joblib").write_bytes(artifact.read_bytes())
+    (layout / "extra").mkdir()
+    (layout / "extra" / "notes.txt").write_text("kept")
+    fetch(f"pvc://{claim}/layout", tmp_path / "dir", None, options)
+    assert (tmp_path / "dir" / "extra" / "notes.txt").read_text() == "kept"
+    _serves_the_model(tmp_path / "dir")
+    with pytest.raises(FetchError, match="volume mounted"):
+        fetch(f"pvc://{claim}/iris/3/model.joblib", tmp_path / "other", None, options)
+
+
+def test_a_digest_mismatch_leaves_dest_untouched(artifact: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "models"
+    with pytest.raises(FetchError, match="refusing"):
+        fetch(f"file://{artifact}", dest, "0" * 64)
+    assert not dest.exists()
+    assert _leftovers(tmp_path) == []
+    # DEST as an init container sees it: an existing (mounted) directory with old content
+    dest.mkdir()
+    (dest / "model.joblib").write_bytes(b"old")
+    with pytest.raises(FetchError, match="refusing"):
+        fetch(f"file://{artifact}", dest, "1" * 64)
+    assert [p.name for p in dest.iterdir()] == ["model.joblib"]
+    assert (dest / "model.joblib").read_bytes() == b"old"
+    fetch(f"file://{artifact}", dest, _sha(artifact))
+    assert sorted(p.name for p in dest.iterdir()) == ["model.joblib", "reference.json"]
+    _serves_the_model(dest)
+
+
+def test_something_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "README").write_text("no model here")
+    with pytest.raises(FetchError, match=r"no model\.joblib"):
+        fetch(f"file://{source}", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
+
+
+def test_bad_uris(tmp_path: Path) -> None:
+    for uri, message in [
+        ("ftp://host/x", "unsupported"),
+        ("models:/iris", "models:/NAME/VERSION"),
+        ("models:/iris/latest", "models:/NAME/VERSION"),
+        ("pvc:///x", "pvc://CLAIM/PATH"),
+    ]:
+        with pytest.raises(FetchError, match=message):
+            fetch(uri, tmp_path / "d")
+
+
+def test_http_streams_resumes_and_checks_size(artifact: Path, tmp_path: Path) -> None:
+    data = artifact.read_bytes()
+    with serve_files() as server:
+        server.files["/m/model.joblib"] = data
+        server.files["/m/reference.json"] = b'{"x": 1}'
+        server.files["/n/model.skops"] = b"short"
+        server.break_once.add("/m/model.joblib")
+        dest = tmp_path / "a"
+        fetch(f"{server.url}/m/model.joblib", dest, _sha(artifact))
+        _serves_the_model(dest)
+        assert (dest / "reference.json").read_bytes() == b'{"x": 1}'
+        assert [r[0] for r in server.requests].count("/m/model.joblib") == 2
+
+        # a large file broken halfway resumes where it stopped, with Range
+        blob = np.random.default_rng(0).bytes(4 << 20)
+        server.files["/big/model.skops"] = blob
+        server.break_once.add("/big/model.skops")
+        fetch(f"{server.url}/big/model.skops", tmp_path / "big", hashlib.sha256(blob).hexdigest())
+        assert (tmp_path / "big" / "model.skops").read_bytes() == blob
+        first, second = [r[1] for r in server.requests if r[0] == "/big/model.skops"]
+        assert first is None and second is not None
+        assert 0 < int(second.removeprefix("bytes=").rstrip("-")) <= len(blob) // 2
+
+        # a server that never delivers what it announces: refused, nothing left behind
+        server.always_short.add("/n/model.skops")
+        with pytest.raises(FetchError, match="failed after"):
+            fetch(f"{server.url}/n/model.skops", tmp_path / "b")
+        assert not (tmp_path / "b").exists() and _leftovers(tmp_path) == []
+
+        with pytest.raises(FetchError, match="HTTP 404"):
+            fetch(f"{server.url}/absent.joblib", tmp_path / "c")
+        with pytest.raises(FetchError, match="max-bytes"):
+            fetch(f"{server.url}/m/model.joblib", tmp_path / "d", None, FetchOptions(max_bytes=100))
+        assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_http_restarts_when_the_server_ignores_range(artifact: Path, tmp_path: Path) -> None:
+    data = artifact.read_bytes()
+    with serve_files() as server:
+        server.files["/model.joblib"] = data
+        server.break_once.add("/model.joblib")
+        server.ignore_range = True
+        fetch(f"{server.url}/model.joblib", tmp_path / "m", _sha(artifact))
+        _serves_the_model(tmp_path / "m")
+
+
+def test_the_command_line(artifact: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "cli"
+    assert fetch_command.main([f"file://{artifact}", str(dest), "--sha256", _sha(artifact)]) == 0
+    assert (dest / "model.joblib").is_file()
+    assert (
+        fetch_command.main([f"file://{artifact}", str(tmp_path / "x"), "--sha256", "f" * 64]) == 1
+    )
+    assert fetch_command.main(["s3x://a/b", str(tmp_path / "y")]) == 1
