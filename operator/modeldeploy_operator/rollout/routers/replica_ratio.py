@@ -4,7 +4,8 @@ While a canary has a share between 0 and 100 percent, the model Service `<md>` s
 pod of the model (`naming.model_selector`), so kube-proxy spreads connections evenly over the
 ready pods of both versions and the canary's share is c / (s + c) for c canary and s stable
 pods. At weight 0 (warming up) the Service selects the stable version only; at 100 (promotion)
-the canary only. The router writes no object of its own besides the model Service.
+the canary only. The router writes no object of its own besides the model Service, and cannot
+mirror traffic (`mirror_percent` is ignored; `factory` refuses specs that ask for a mirror).
 
 Sizing. The stable version is never resized for a weight (its pods serve real traffic, and its
 autoscaler owns them); the canary gets the c >= 1 whose share c / (s + c) is nearest the weight
@@ -100,8 +101,7 @@ class ReplicaRatioRouter(TrafficRouter):
         canary_weight: int,
         mirror_percent: int,
     ) -> list[Manifest]:
-        if mirror_percent > 0 and canary_version is not None:
-            raise ValueError(
-                "the ReplicaRatio router cannot mirror traffic; mirrorPercent needs GatewayAPI"
-            )
+        # No mirror without a gateway. The factory refuses a spec that asks for one
+        # (RouterUnavailableError, for a condition); a caller that falls back to this router
+        # anyway keeps serving, without the shadow traffic.
         return []
