@@ -1,0 +1,239 @@
+"""The rollout state machine, step by step, with the clock and the observed world as inputs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from modeldeploy_operator.api import AnalysisResult, ModelDeployment
+from modeldeploy_operator.health import DeploymentHealth
+from modeldeploy_operator.planning import Plan, Routing, plan_tracks
+from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
+from modeldeploy_operator.status import compute_status
+from tests.unit.operator.factories import md_body
+
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+ROUTING = Routing(split_by_service=True, canary_replicas=ReplicaRatioRouter().canary_replicas)
+ROLLOUT = {"steps": [10, 50], "stepInterval": "60s", "progressDeadline": "10m"}
+
+
+def healthy(version: str, replicas: int = 2, ready: int | None = None) -> DeploymentHealth:
+    ready = replicas if ready is None else ready
+    return DeploymentHealth(
+        name=f"iris-v{version}",
+        desired=replicas,
+        replicas=replicas,
+        ready=ready,
+        available=ready,
+        updated=replicas,
+        current_generation_observed=True,
+        progress_deadline_exceeded=False,
+    )
+
+
+def md(version: str, status: dict[str, Any] | None = None, **spec: Any) -> ModelDeployment:
+    body = md_body(
+        model={"version": version, "storageUri": f"s3://models/iris/{version}/model.joblib"},
+        replicas=2,
+        **{"rollout": ROLLOUT, **spec},
+    )
+    body["status"] = status or {}
+    return ModelDeployment.model_validate(body)
+
+
+def advance(
+    model: ModelDeployment, plan: Plan, health: dict[str, DeploymentHealth], now: datetime
+) -> ModelDeployment:
+    """Write the plan's status back into the object, as the reconciler does."""
+    change = compute_status(
+        model,
+        plan,
+        health,
+        now.timestamp(),
+        model.status.model_dump(mode="json", by_alias=True, exclude_none=True),
+    )
+    body = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"] = {k: v for k, v in change.status.items() if v is not None}
+    return ModelDeployment.model_validate(body)
+
+
+def stable_at(version: str) -> ModelDeployment:
+    first = md(version)
+    plan = plan_tracks(first, {version: healthy(version)}, T0, ROUTING)
+    return advance(first, plan, {version: healthy(version)}, T0)
+
+
+def bump(model: ModelDeployment, version: str, **spec: Any) -> ModelDeployment:
+    body = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["spec"]["model"]["version"] = version
+    body["spec"]["model"]["storageUri"] = f"s3://models/iris/{version}/model.joblib"
+    body["spec"].update(spec)
+    return ModelDeployment.model_validate(body)
+
+
+def test_first_version_is_stable_once_ready() -> None:
+    first = md("1")
+    pending = plan_tracks(first, {}, T0, ROUTING)
+    assert pending.stable is None and pending.in_progress
+    assert [t.version for t in pending.tracks] == ["1"]
+    ready = plan_tracks(first, {"1": healthy("1")}, T0, ROUTING)
+    assert ready.stable is not None and ready.stable.model.version == "1"
+    assert not ready.in_progress
+
+
+def test_a_new_version_warms_up_with_no_traffic() -> None:
+    model = bump(stable_at("1"), "2")
+    plan = plan_tracks(model, {"1": healthy("1")}, T0, ROUTING)
+    assert [(t.track, t.version) for t in plan.tracks] == [("stable", "1"), ("canary", "2")]
+    assert plan.rollout.weight == 0 and plan.rollout.step is None
+    assert plan.traffic_versions == ["1"]
+    assert [e.reason for e in plan.events] == ["RolloutStarted"]
+    canary = plan.canary_track
+    assert canary is not None and canary.replicas == 1  # ready before it gets traffic
+
+
+def test_steps_advance_on_time_and_promote_after_the_last() -> None:
+    health = {"1": healthy("1"), "2": healthy("2", replicas=1)}
+    model = bump(stable_at("1"), "2")
+    plan = plan_tracks(model, health, T0, ROUTING)  # warming, canary already ready
+    assert plan.rollout.step == 0 and plan.rollout.weight == 10
+    model = advance(model, plan, health, T0)
+
+    early = plan_tracks(model, health, T0 + timedelta(seconds=30), ROUTING)
+    assert early.rollout.step == 0 and early.requeue_after == pytest.approx(30, abs=1)
+
+    later = T0 + timedelta(seconds=61)
+    plan = plan_tracks(model, health, later, ROUTING)
+    assert plan.rollout.step == 1 and plan.rollout.weight == 50
+    assert plan.traffic_versions == ["1", "2"]  # ReplicaRatio: both tracks selected
+    model = advance(model, plan, health, later)
+
+    final = plan_tracks(model, health, later + timedelta(seconds=61), ROUTING)
+    assert final.stable is not None and final.stable.model.version == "2"
+    assert [t.version for t in final.tracks] == ["2"]
+    assert [e.reason for e in final.events] == ["Promoted"]
+
+
+def test_replaying_the_same_status_never_double_steps() -> None:
+    health = {"1": healthy("1"), "2": healthy("2", replicas=1)}
+    model = bump(stable_at("1"), "2")
+    model = advance(model, plan_tracks(model, health, T0, ROUTING), health, T0)
+    at = T0 + timedelta(seconds=61)
+    first = plan_tracks(model, health, at, ROUTING)
+    again = plan_tracks(model, health, at, ROUTING)  # e.g. after a restart, same status
+    assert first.rollout == again.rollout and first.rollout.step == 1
+
+
+def result(passed: bool) -> AnalysisResult:
+    return AnalysisResult(time=T0, canary_version="2", step=0, passed=passed, message="sr 42%")
+
+
+def at_first_step(**spec: Any) -> tuple[ModelDeployment, dict[str, DeploymentHealth]]:
+    health = {"1": healthy("1"), "2": healthy("2", replicas=1)}
+    model = bump(stable_at("1"), "2", **spec)
+    model = advance(model, plan_tracks(model, health, T0, ROUTING), health, T0)
+    return model, health
+
+
+ANALYSIS = {"rollout": {**ROLLOUT, "analysis": {"successRate": {"min": 99}, "maxFailedChecks": 2}}}
+
+
+def test_analysis_is_requested_when_a_step_is_due() -> None:
+    model, health = at_first_step(**ANALYSIS)
+    plan = plan_tracks(model, health, T0 + timedelta(seconds=61), ROUTING)
+    assert plan.analysis_due and plan.rollout.step == 0
+
+
+def test_failed_checks_accumulate_then_roll_back() -> None:
+    model, health = at_first_step(**ANALYSIS)
+    at = T0 + timedelta(seconds=61)
+    once = plan_tracks(model, health, at, ROUTING, analysis=("fail", result(False)))
+    assert once.failure is None and once.rollout.failed_checks == 1
+    assert [e.reason for e in once.events] == ["AnalysisFailed"]
+    model = advance(model, once, health, at)
+
+    at2 = at + timedelta(seconds=61)
+    twice = plan_tracks(model, health, at2, ROUTING, analysis=("fail", result(False)))
+    assert twice.failure is not None and twice.failure.reason == "AnalysisFailed"
+    assert [t.version for t in twice.tracks] == ["1"] and twice.traffic_versions == ["1"]
+    model = advance(model, twice, health, at2)
+    assert model.status.phase == "Failed"
+    assert model.status.failed_serving_hash == model.spec.serving().fingerprint()
+
+    # The same spec is not retried; a new version is.
+    still = plan_tracks(model, health, at2 + timedelta(hours=1), ROUTING)
+    assert still.failure is not None and [t.version for t in still.tracks] == ["1"]
+    retry = plan_tracks(bump(model, "3"), health, at2, ROUTING)
+    assert retry.failure is None and retry.canary_track is not None
+
+
+def test_hold_waits_until_the_progress_deadline() -> None:
+    model, health = at_first_step(**ANALYSIS)
+    hold = ("hold", result(False))
+    waiting = plan_tracks(model, health, T0 + timedelta(seconds=61), ROUTING, analysis=hold)
+    assert waiting.failure is None and waiting.rollout.step == 0
+    late = plan_tracks(model, health, T0 + timedelta(minutes=11), ROUTING, analysis=hold)
+    assert late.failure is not None and late.failure.reason == "AnalysisNoData"
+
+
+def test_a_canary_that_never_becomes_ready_rolls_back_after_the_deadline() -> None:
+    model = bump(stable_at("1"), "2")
+    stuck = {"1": healthy("1"), "2": healthy("2", replicas=1, ready=0)}
+    model = advance(model, plan_tracks(model, stuck, T0, ROUTING), stuck, T0)
+    assert plan_tracks(model, stuck, T0 + timedelta(minutes=5), ROUTING).failure is None
+    late = plan_tracks(model, stuck, T0 + timedelta(minutes=11), ROUTING)
+    assert late.failure is not None and late.failure.reason == "ProgressDeadlineExceeded"
+
+
+def test_setting_the_version_back_aborts_without_analysis() -> None:
+    model, health = at_first_step(**ANALYSIS)
+    back = bump(model, "1")
+    plan = plan_tracks(back, health, T0 + timedelta(seconds=61), ROUTING)
+    assert not plan.analysis_due and plan.failure is None
+    assert [t.version for t in plan.tracks] == ["1"]
+    assert [e.reason for e in plan.events] == ["RolloutAborted"]
+
+
+def test_a_newer_version_mid_rollout_restarts_from_stable() -> None:
+    model, health = at_first_step()
+    newer = bump(model, "3")
+    plan = plan_tracks(newer, health, T0 + timedelta(seconds=5), ROUTING)
+    assert [(t.track, t.version) for t in plan.tracks] == [("stable", "1"), ("canary", "3")]
+    assert plan.rollout.step is None and plan.rollout.weight == 0
+    assert [e.reason for e in plan.events] == ["RolloutRestarted", "RolloutStarted"]
+
+
+def test_paused_holds_the_step() -> None:
+    model, health = at_first_step(rollout={**ROLLOUT, "paused": True})
+    plan = plan_tracks(model, health, T0 + timedelta(hours=2), ROUTING)
+    assert plan.rollout.step == 0 and plan.rollout.paused and plan.requeue_after is None
+
+
+def test_requests_promote_and_abort() -> None:
+    model, health = at_first_step()
+    promoted = plan_tracks(model, health, T0, ROUTING, request=("r1", "promote"))
+    assert promoted.stable is not None and promoted.stable.model.version == "2"
+    assert promoted.request_id == "r1"
+    aborted = plan_tracks(model, health, T0, ROUTING, request=("r2", "abort"))
+    assert aborted.failure is not None and aborted.failure.reason == "Aborted"
+
+
+def test_immediate_switches_once_ready() -> None:
+    model = bump(stable_at("1"), "2", rollout={"strategy": "Immediate"})
+    waiting = plan_tracks(model, {"1": healthy("1")}, T0, ROUTING)
+    assert waiting.traffic_versions == ["1"] and waiting.canary_track is not None
+    done = plan_tracks(model, {"1": healthy("1"), "2": healthy("2")}, T0, ROUTING)
+    assert done.stable is not None and done.stable.model.version == "2"
+    assert [t.version for t in done.tracks] == ["2"]
+
+
+def test_status_is_stable_for_an_unchanged_world() -> None:
+    model, health = at_first_step()
+    plan = plan_tracks(model, health, T0 + timedelta(seconds=10), ROUTING)
+    previous = model.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    change = compute_status(model, plan, health, (T0 + timedelta(seconds=10)).timestamp(), previous)
+    assert change.events == []
+    written = {k: v for k, v in change.status.items() if v is not None}
+    assert all(previous.get(k) == v for k, v in written.items()), (previous, written)
