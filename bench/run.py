@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from modeldeploy_operator.api import ModelDeployment  # noqa: E402
 from modeldeploy_operator.builders import BuildContext, TrackPlan, desired_children  # noqa: E402
 from modeldeploy_operator.planning import serving_template  # noqa: E402
+
 from tests.support.kube import Kubectl  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
 
@@ -137,7 +137,9 @@ def main() -> int:
 
         # The operator, fresh for each size so its peak memory belongs to that size.
         log = ROOT / "bench" / "results" / f"operator-{n}.log"
-        operator = OperatorProcess(KUBECONFIG, log, "--workers", str(args.workers))
+        operator = OperatorProcess(
+            KUBECONFIG, log, "--workers", str(args.workers), namespaces="bench-operator-*"
+        )
         operator.start()
         try:
             ns = f"bench-operator-{n}"
@@ -169,7 +171,7 @@ def main() -> int:
         "",
         "| N | floor (s) | operator (s) | operator / floor | operator peak RSS (MB) |",
         "|---:|---:|---:|---:|---:|",
-        *(f"| {n} | {f:.1f} | {o:.1f} | {o / f:.2f}× | {r:.0f} |" for n, f, o, r in rows),
+        *(f"| {n} | {f:.1f} | {o:.1f} | {o / f:.2f}x | {r:.0f} |" for n, f, o, r in rows),
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -1101,8 +1101,8 @@ class ModelDeploymentStatus(StatusModel):
     )
     last_request_id: str | None = Field(
         default=None,
-        description="The last `kubectl modeldeploy` request (annotation modeldeploy.dev/request-id) "
-        "the operator acted on; each request is acted on once.",
+        description="The last `kubectl modeldeploy` request (annotation "
+        "modeldeploy.dev/request-id) the operator acted on; each request is acted on once.",
     )
     url: str | None = Field(default=None, description="In-cluster URL of the model's Service.")
     replicas: int | None = Field(

@@ -12,6 +12,7 @@ changed.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -217,19 +218,28 @@ class Controller:
     async def _prime_view(self) -> None:
         assert self._client is not None and self._reconciler is not None
         selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
-        namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
-        for namespace in namespaces:
+        # Exact names are listed one by one; patterns (kopf accepts globs such as `team-*`)
+        # need a cluster-wide list filtered here, like kopf's own watches.
+        patterns = self.settings.namespaces
+        exact = patterns and not any(set("*?[") & set(p) for p in patterns)
+        scopes: tuple[str | None, ...] = patterns if exact else (None,)
+
+        def wanted(body: dict[str, Any]) -> bool:
+            namespace = body["metadata"].get("namespace", "")
+            return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
+
+        for scope in scopes:
             for kind in self._reconciler.watched_kinds():
-                for body in await self._client.list(kind, namespace, selector):
+                for body in filter(wanted, await self._client.list(kind, scope, selector)):
                     key = owner_key(body)
                     if key is not None:
                         ident = (body["kind"], body["metadata"]["name"])
                         self.view.children.setdefault(key, {})[ident] = body
-            for body in await self._client.list(MODEL_KIND, namespace):
+            for body in filter(wanted, await self._client.list(MODEL_KIND, scope)):
                 meta = body["metadata"]
                 self.view.models[(meta["namespace"], meta["name"])] = body
             pod_kind = self._reconciler.pod_kind
-            for body in await self._client.list(pod_kind, namespace, selector):
+            for body in filter(wanted, await self._client.list(pod_kind, scope, selector)):
                 key = owner_key(body)
                 if key is not None:
                     self.view.pods.setdefault(key, {})[body["metadata"]["name"]] = _slim_pod(body)

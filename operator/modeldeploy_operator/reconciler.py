@@ -28,6 +28,7 @@ from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, kind_of
+from modeldeploy_operator.monitoring import desired_monitoring
 from modeldeploy_operator.planning import Outcome, Plan, Routing, plan_tracks
 from modeldeploy_operator.requests import pending_request
 from modeldeploy_operator.rollout.analysis import AnalysisError, run_analysis
@@ -37,10 +38,13 @@ from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRoute
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.status import StatusChange, compute_status
 from modeldeploy_operator.telemetry import (
+    CANARY_WEIGHT,
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
     RECONCILES,
+    ROLLED_BACK,
     ROLLOUTS_IN_PROGRESS,
+    forget_rollout_series,
 )
 from modeldeploy_operator.workqueue import WorkQueue
 
@@ -99,6 +103,7 @@ class Reconciler:
         self.available_kinds: set[str] = {"Deployment", "Service", "HorizontalPodAutoscaler"}
         self._rolling_out: set[Key] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._exported: dict[Key, set[str]] = {}
 
     async def discover_optional_kinds(self) -> None:
         for (_, kind), resource in KINDS.items():
@@ -114,6 +119,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Deleted: ownerReferences let the garbage collector remove every child.
             self._rolling_out.discard(key)
+            self.forget(key)
             ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
             return
         started = time.perf_counter()
@@ -165,9 +171,15 @@ class Reconciler:
         if pending is not None and pending.stale:
             plan = replace(plan, request_id=pending.request_id)
 
+        monitoring, monitoring_status = desired_monitoring(
+            md,
+            service_monitor_available="PodMonitor" in self.available_kinds,
+            rules_available="PrometheusRule" in self.available_kinds,
+            extra_labels=self.settings.service_monitor_labels,
+        )
         desired = [
             with_applied_hash(m)
-            for m in self._desired(md, plan, router)
+            for m in [*self._desired(md, plan, router), *monitoring]
             if m["kind"] in self.available_kinds
         ]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
@@ -185,8 +197,10 @@ class Reconciler:
                 children.pop((kind, name), None)
 
         change = compute_status(
-            md, plan, health, time.time(), body.get("status") or {}, router_problem
-        )
+            md, plan, health, time.time(), body.get("status") or {}, router_problem,
+            monitoring_status,
+        )  # fmt: skip
+        self._export_rollout_metrics(md, plan)
         await self._report(md, body, change)
 
         if plan.in_progress:
@@ -217,6 +231,24 @@ class Reconciler:
         children = desired_children(md, plan.tracks, self.context, selected)
         traffic = router.desired_objects(md, stable_version, canary_version, weight, mirror)
         return with_traffic_objects(children, traffic)
+
+    def _export_rollout_metrics(self, md: ModelDeployment, plan: Plan) -> None:
+        """Gauges the alert rules and the dashboard read (see docs/monitoring.md)."""
+        key = (md.metadata.namespace, md.metadata.name)
+        version = md.spec.model.version
+        for old in self._exported.pop(key, ()):
+            forget_rollout_series(*key, old)
+        if plan.rollout.failed_serving_hash == plan.target.fingerprint():
+            ROLLED_BACK.labels(namespace=key[0], name=key[1], version=version).set(1)
+        if plan.rollout.canary is not None:
+            CANARY_WEIGHT.labels(namespace=key[0], name=key[1], version=version).set(
+                plan.rollout.weight or 0
+            )
+        self._exported[key] = {version}
+
+    def forget(self, key: Key) -> None:
+        for old in self._exported.pop(key, ()):
+            forget_rollout_series(*key, old)
 
     async def _analyse(
         self, md: ModelDeployment, plan: Plan, now: datetime

@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--namespace",
         action="append",
         default=[n for n in _env("NAMESPACES", "").split(",") if n],
-        help="watch only this namespace (repeatable; env MODELDEPLOY_NAMESPACES=a,b)",
+        help="watch only this namespace; globs like 'team-*' allowed "
+        "(repeatable; env MODELDEPLOY_NAMESPACES=a,b)",
     )
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     parser.add_argument(

@@ -13,6 +13,7 @@ from typing import Any
 from modeldeploy_operator import naming
 from modeldeploy_operator.api import ModelDeployment, ServingTemplate
 from modeldeploy_operator.health import DeploymentHealth
+from modeldeploy_operator.monitoring import ERROR_PREFIX as MONITORING_ERROR
 from modeldeploy_operator.planning import PAUSED_BY_REQUEST, Event, Plan
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError
 
@@ -147,6 +148,7 @@ def compute_status(
     now: float,
     previous: dict[str, Any],
     router_problem: RouterUnavailableError | None = None,
+    monitoring: str | None = None,
 ) -> StatusChange:
     """`previous` is the raw status as stored, so unchanged conditions keep their timestamps."""
     old_conditions = {c["type"]: c for c in previous.get("conditions", [])}
@@ -154,6 +156,9 @@ def compute_status(
     conditions = _conditions(md, plan, health)
     if router_problem is not None:
         conditions[2] = Condition("Degraded", True, router_problem.reason, router_problem.message)
+    elif monitoring is not None and monitoring.startswith(MONITORING_ERROR):
+        message = monitoring.removeprefix(MONITORING_ERROR)
+        conditions[2] = Condition("Degraded", True, "MonitoringUnavailable", message)
     by_type = {c.type: c for c in conditions}
 
     rendered: list[dict[str, Any]] = []
@@ -206,6 +211,7 @@ def compute_status(
             else None
         ),
         "lastRequestId": plan.request_id or previous.get("lastRequestId"),
+        "monitoring": monitoring,
         "url": f"http://{md.metadata.name}.{md.metadata.namespace}.svc.cluster.local",
         "replicas": serving.replicas if serving is not None else 0,
         "selector": naming.selector_string(

@@ -6,6 +6,8 @@ Names use the `modeldeploy_operator_` prefix so they never collide with the mode
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import Counter, Gauge, Histogram
 
 RECONCILES = Counter(
@@ -41,3 +43,21 @@ QUEUE_DEPTH = Gauge(
     "modeldeploy_operator_queue_depth",
     "ModelDeployments waiting to be reconciled.",
 )
+# Per ModelDeployment; `namespace`, `name`, `version` as the alert rules and dashboard expect
+# (the operator's ServiceMonitor must use honorLabels so `namespace` is not renamed).
+ROLLED_BACK = Gauge(
+    "modeldeploy_operator_rolled_back",
+    "1 while the spec asks for a version whose rollout was rolled back.",
+    ["namespace", "name", "version"],
+)
+CANARY_WEIGHT = Gauge(
+    "modeldeploy_operator_canary_weight",
+    "Percent of traffic on the canary version during a rollout.",
+    ["namespace", "name", "version"],
+)
+
+
+def forget_rollout_series(namespace: str, name: str, version: str) -> None:
+    for gauge in (ROLLED_BACK, CANARY_WEIGHT):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, name, version)

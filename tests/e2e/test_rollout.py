@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from modeldeploy_operator import naming
+
 from tests.support.kube import Kubectl, eventually
 from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess

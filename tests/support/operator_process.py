@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -14,6 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _die_with_parent() -> None:
+    """An interrupted test run must not leave an operator reconciling the shared cluster."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -21,8 +28,13 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, *extra_args: str) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_path: Path, *extra_args: str, namespaces: str = "t-*"
+    ) -> None:
+        """`namespaces`: a glob; tests own `t-*` (see tests/conftest.py), so operators of other
+        runs on the same cluster never reconcile the same objects."""
         self.kubeconfig = kubeconfig
+        self.namespaces = namespaces
         self.log_path = log_path
         self.extra_args = extra_args
         self.port = free_port()
@@ -35,14 +47,20 @@ class OperatorProcess:
     def start(self, timeout: float = 60.0) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         command = [
-            sys.executable, "-m", "modeldeploy_operator.cli", "operator", "--all-namespaces",
+            sys.executable, "-m", "modeldeploy_operator.cli", "operator",
+            "--namespace", self.namespaces,
             "--metrics-port", str(self.port),
             "--server-image", "example.org/modeldeploy-server:test",
             *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+            command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

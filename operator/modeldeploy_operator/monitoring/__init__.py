@@ -25,7 +25,7 @@ from modeldeploy_operator import naming
 from modeldeploy_operator.api import ModelDeployment, MonitoringMode
 from modeldeploy_operator.monitoring import rules, scrape
 
-__all__ = ["desired_monitoring"]
+__all__ = ["ERROR_PREFIX", "desired_monitoring"]
 
 ERROR_PREFIX: Final = "error: "
 _CRDS: Final = {

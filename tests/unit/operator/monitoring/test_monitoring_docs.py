@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import modeldeploy_operator.monitoring.keda as keda
-import pytest
 from modeldeploy_operator.builders.hpa import RPS_METRIC
 from modeldeploy_operator.monitoring import metrics, rules
 
@@ -40,10 +39,5 @@ def test_adapter_rule_serves_the_hpa_metric() -> None:
     assert f"seriesQuery: '{metrics.REQUESTS_TOTAL}{{" in DOC
 
 
-@pytest.mark.xfail(
-    reason="the operator does not export these yet (telemetry.py is the lead's); the rollback "
-    "alert and the canary weight panel read them",
-    strict=False,
-)
 def test_operator_exports_the_metrics_monitoring_reads() -> None:
     assert metrics.OPERATOR_METRICS <= EXPORTED, metrics.OPERATOR_METRICS - EXPORTED
