@@ -35,6 +35,9 @@ LABEL_KEY_PATTERN: Final = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN: Final = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+# A namespace name, or a kopf namespace pattern: a glob (`*`, `?`), `!` in front excludes.
+NAMESPACE_OR_PATTERN: Final = r"^!?[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$"
+NamespaceOrPattern = Annotated[str, Field(pattern=NAMESPACE_OR_PATTERN, max_length=64)]
 MAX_REPLICAS: Final = 5
 # A starting point: memory grows with the number of ModelDeployments and their children, which
 # the operator keeps in memory from its watches.
@@ -238,11 +241,13 @@ class Values(ValuesModel):
         ge=1,
         le=MAX_REPLICAS,
     )
-    watch_namespaces: list[Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=63)]] = Field(
+    watch_namespaces: list[NamespaceOrPattern] = Field(
         default_factory=list,
         description="Namespaces whose ModelDeployments this operator serves. Empty: every "
-        "namespace (a ClusterRole); otherwise a Role in each listed namespace and a small "
-        "ClusterRole for the cluster-scoped reads.",
+        "namespace (a ClusterRole). Exact names: a Role in each, and a small ClusterRole for "
+        "the cluster-scoped reads. Patterns (kopf's globs: team-*, !team-test) follow "
+        "namespaces created later, so their permissions go in the ClusterRole; they cannot be "
+        "combined with peering (kopf needs a peering object in every namespace).",
         json_schema_extra={"uniqueItems": True},
     )
     server_image: ServerImage = Field(default_factory=ServerImage, description=ServerImage.__doc__)

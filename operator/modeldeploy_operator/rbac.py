@@ -31,8 +31,9 @@ from typing import Final
 class Scope(StrEnum):
     """Where a permission is granted."""
 
-    # In every namespace the operator watches: one Role per namespace when the chart is limited
-    # to `watchNamespaces`, otherwise in the ClusterRole.
+    # In every namespace the operator watches: one Role per namespace when the chart lists exact
+    # `watchNamespaces`; in the ClusterRole when it watches every namespace, or namespaces
+    # matching a pattern (`team-*`: a Role cannot follow namespaces created later).
     WATCHED = "watched"
     # Always in the ClusterRole: the resource is cluster-scoped.
     CLUSTER = "cluster"
@@ -42,8 +43,8 @@ class When(StrEnum):
     """Which installations need a permission."""
 
     ALWAYS = "always"
-    # Only when the operator watches a list of namespaces: kopf then lists and watches
-    # Namespace objects to notice the listed namespaces appearing and disappearing.
+    # Only when the operator watches a list of namespaces or patterns: kopf then lists and
+    # watches Namespace objects to follow them (and the patterns' matches) appearing and going.
     NAMESPACED_MODE = "namespaced-mode"
     # Only with kopf peering (high availability), cluster-wide operators: ClusterKopfPeering.
     PEERING_CLUSTER_WIDE = "peering-cluster-wide"

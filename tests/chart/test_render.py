@@ -13,7 +13,7 @@ import pytest
 import yaml
 from modeldeploy_operator import __version__, rbac
 
-from tests.support.helm import CHART, Helm, Manifest, Values
+from tests.support.helm import CHART, Helm, HelmError, Manifest, Values
 
 RELEASE = "modeldeploy"
 NAMESPACE = "modeldeploy-system"
@@ -25,6 +25,7 @@ MODES: dict[str, Values] = {
     "cluster-wide-ha": {"replicaCount": 2},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
     "namespaced-ha": {"watchNamespaces": ["team-a"], "peering": {"enabled": True}},
+    "patterns": {"watchNamespaces": ["team-*", "!team-test"]},
 }
 
 
@@ -84,7 +85,8 @@ def test_rbac_grants_exactly_rbac_py_with_no_wildcards(helm: Helm, mode: str) ->
     [cluster_role] = of_kind(manifests, "ClusterRole")
     cluster_scoped = needed(p for p in permissions if p.scope is rbac.Scope.CLUSTER)
     watched = needed(p for p in permissions if p.scope is rbac.Scope.WATCHED)
-    if namespaced:
+    patterns = any(set("*?!") & set(n) for n in values.get("watchNamespaces", []))
+    if namespaced and not patterns:
         assert grants(cluster_role["rules"]) == cluster_scoped
         by_namespace = {r["metadata"]["namespace"]: r for r in of_kind(manifests, "Role")}
         assert set(by_namespace) == set(values["watchNamespaces"])
@@ -110,6 +112,11 @@ def test_bindings_give_the_roles_to_the_operators_service_account(helm: Helm, mo
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
         ]
+
+
+def test_peering_with_namespace_patterns_fails_with_the_reason(helm: Helm) -> None:
+    with pytest.raises(HelmError, match=r"peering .* needs exact watchNamespaces"):
+        helm.template(MODES["patterns"] | {"replicaCount": 2})
 
 
 def test_peering_patches_only_the_releases_peering_object(helm: Helm) -> None:

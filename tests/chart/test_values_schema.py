@@ -15,6 +15,7 @@ BAD: dict[str, tuple[Values, str]] = {
     "replicas-as-string": ({"replicaCount": "2"}, "/replicaCount"),
     "namespace-not-dns": ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
     "namespace-twice": ({"watchNamespaces": ["a", "a"]}, "/watchNamespaces"),
+    "namespace-regex": ({"watchNamespaces": ["team-.+"]}, "/watchNamespaces/0"),
     "tag-with-colon": ({"image": {"tag": "v1:latest"}}, "/image/tag"),
     "digest-not-sha256": ({"image": {"digest": "md5:abc"}}, "/image/digest"),
     "pull-policy": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
@@ -37,6 +38,7 @@ BAD: dict[str, tuple[Values, str]] = {
 
 GOOD: dict[str, Values] = {
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
+    "namespace-patterns": {"watchNamespaces": ["team-*", "!team-test", "ml-?"]},
     "ha": {"replicaCount": 3, "peering": {"name": "models.example.com"}},
     "pinned": {"image": {"digest": "sha256:" + "0" * 64}, "serverImage": {"tag": "1.2.3"}},
     "resources": {"resources": {"requests": {"cpu": 1, "memory": "1Gi"}, "limits": {}}},

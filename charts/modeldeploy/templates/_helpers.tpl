@@ -58,3 +58,8 @@ app.kubernetes.io/part-of: modeldeploy
 {{- printf "%s:%s" .image.repository (default .appVersion .image.tag) }}
 {{- end }}
 {{- end }}
+
+{{/* Whether any watchNamespaces entry is a kopf pattern (a glob or an exclusion), not a name. */}}
+{{- define "modeldeploy.namespacePatterns" -}}
+{{- range .Values.watchNamespaces }}{{ if regexMatch "[*?!]" . }}true{{ end }}{{ end }}
+{{- end }}
