@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.kube import KINDS, KubeClient, load_credentials
+from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, load_credentials
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
@@ -31,6 +31,7 @@ log = logging.getLogger("modeldeploy.controller")
 GROUP = "modeldeploy.dev"
 MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
 Key = tuple[str, str]  # (namespace, ModelDeployment name)
+STARTUP_ATTEMPTS = 30
 
 # Children are watched by the label every child carries; the watch sees only our objects.
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
@@ -201,12 +202,26 @@ class Controller:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def _startup(self) -> None:
-        self._client = KubeClient(load_credentials())
-        self._reconciler = Reconciler(self._client, self.view, self.queue, self.settings)
-        await self._reconciler.discover_optional_kinds()
+        if self._client is None:
+            self._client = KubeClient(load_credentials())
+            self._reconciler = Reconciler(self._client, self.view, self.queue, self.settings)
+        assert self._reconciler is not None
         # Prime the view before any worker runs: a restarted operator must see the children it
-        # made, or it would re-create them (writes) before the watches catch up.
-        await self._prime_view()
+        # made, or it would re-create them (writes) before the watches catch up. A just-created
+        # CRD answers 429 while its storage initialises; that is worth a few quick retries.
+        for attempt in range(STARTUP_ATTEMPTS):
+            try:
+                await self._reconciler.discover_optional_kinds()
+                await self._prime_view()
+                break
+            except ApiError as err:
+                if (err.status != 429 and err.status < 500) or attempt == STARTUP_ATTEMPTS - 1:
+                    raise
+                log.info("apiserver not ready (%s); retrying", err)
+                self.view.children.clear()
+                self.view.models.clear()
+                self.view.pods.clear()
+                await asyncio.sleep(1)
         self._tasks.append(asyncio.create_task(self.queue.run_timers(), name="queue-timers"))
         for i in range(self.settings.workers):
             self._tasks.append(

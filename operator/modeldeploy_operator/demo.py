@@ -27,6 +27,7 @@ OPERATOR_PID = STATE / "operator.pid"
 OPERATOR_LOG = STATE / "operator.log"
 EXAMPLE = ROOT / "examples" / "iris.yaml"
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
+DEMO_NAMESPACE = "default"
 
 
 def say(text: str) -> None:
@@ -49,6 +50,7 @@ def free_port() -> int:
 
 def train_model(directory: Path) -> str:
     import joblib
+    import numpy as np
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
@@ -57,12 +59,16 @@ def train_model(directory: Path) -> str:
     model = LogisticRegression(max_iter=500).fit(features, target)
     path = directory / "model.joblib"
     joblib.dump(model, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    # The training features' distribution, which the server's drift metrics compare against.
+    features_path = directory.parent / "train-features.npy"
+    np.save(features_path, features)
     subprocess.run(
         [sys.executable, "-m", "modeldeploy_operator.cli", "reference", "--model-dir",
-         str(directory), "--data", "iris"],
-        check=False,
+         str(directory), "--data", str(features_path), "--sha256", digest],
+        check=True,
     )  # fmt: skip
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
 
 
 def predict_locally(directory: Path, digest: str) -> None:
@@ -108,8 +114,9 @@ def start_operator() -> None:
     env = {**os.environ, "KUBECONFIG": str(KUBECONFIG)}
     with OPERATOR_LOG.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "modeldeploy_operator.cli", "operator", "--all-namespaces",
-             "--metrics-port", str(port)],
+            # Only the demo's namespace: a later `make test` runs its own operator for `t-*`.
+            [sys.executable, "-m", "modeldeploy_operator.cli", "operator", "--namespace",
+             DEMO_NAMESPACE, "--metrics-port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     OPERATOR_PID.write_text(str(proc.pid))
@@ -161,7 +168,7 @@ def main() -> int:
     kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
     start_operator()
     say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
-    kubectl("apply", "-f", str(EXAMPLE))
+    kubectl("apply", "--namespace", DEMO_NAMESPACE, "-f", str(EXAMPLE))
     md = wait_ready("iris")
     say("what the operator built:")
     kubectl("get", "md,deploy,svc,hpa", "-o", "wide")
