@@ -71,7 +71,7 @@ PEERING_GROUP: Final = "kopf.dev"
 # (create or patch), delete it when it is no longer wanted.
 CHILD_VERBS: Final = ("list", "watch", "create", "patch", "delete")
 
-# Kinds of children, as (group, plural). Optional kinds (Gateway API, Prometheus Operator) are
+# Kinds of children, as (group, plural). Optional kinds (Gateway API, Prometheus Operator, KEDA) are
 # granted even when their CRDs are absent: RBAC on a missing resource is inert, and the
 # operator starts using them when the CRDs appear (kopf notices new CRDs).
 CHILD_RESOURCES: Final = (
@@ -82,6 +82,7 @@ CHILD_RESOURCES: Final = (
     ("monitoring.coreos.com", "servicemonitors"),
     ("monitoring.coreos.com", "podmonitors"),
     ("monitoring.coreos.com", "prometheusrules"),
+    ("keda.sh", "scaledobjects"),
 )
 
 _CHILD_WHY: Final = {
@@ -92,6 +93,7 @@ _CHILD_WHY: Final = {
     "servicemonitors": "scrape configuration for the Prometheus Operator",
     "podmonitors": "scrape configuration for the Prometheus Operator (the serving pods)",
     "prometheusrules": "the model's default alerts",
+    "scaledobjects": "a KEDA ScaledObject per version that scales to zero (instead of its HPA)",
 }
 
 PERMISSIONS: Final[tuple[Permission, ...]] = (

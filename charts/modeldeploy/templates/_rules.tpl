@@ -50,6 +50,12 @@ Arguments: scope (watched | cluster), namespaced, peering, peeringName.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["prometheusrules"]
   verbs: ["list", "watch", "create", "patch", "delete"]
+# scaledobjects: list, watch, create, patch, delete — a KEDA ScaledObject per version that scales to
+# zero (instead of its HPA): watched, applied server-side (create/patch), deleted when no longer
+# wanted.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 # pods: list, watch — health of the serving pods (image pull errors, crash loops) in the status.
 - apiGroups: [""]
   resources: ["pods"]
