@@ -34,6 +34,7 @@ cluster-down:
 
 crds: $(STAMP)
 	$(PY) -m modeldeploy_operator.crdgen --output crds/modeldeploy.dev_modeldeployments.yaml
+	$(PY) -m modeldeploy_operator.chartgen
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check operator serving tests

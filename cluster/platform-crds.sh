@@ -10,6 +10,9 @@ set -euo pipefail
 GATEWAY_API_VERSION=v1.4.1
 PROMETHEUS_OPERATOR_VERSION=v0.85.0
 
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export KUBECONFIG=${KUBECONFIG:-$ROOT/.cluster/kubeconfig}
+
 die() { echo "modeldeploy cluster: $*" >&2; exit 1; }
 
 module_dir() {

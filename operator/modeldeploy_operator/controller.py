@@ -43,6 +43,7 @@ CHILD_RESOURCES: tuple[tuple[str, str, str], ...] = (
     ("monitoring.coreos.com", "v1", "servicemonitors"),
     ("monitoring.coreos.com", "v1", "podmonitors"),
     ("monitoring.coreos.com", "v1", "prometheusrules"),
+    ("keda.sh", "v1alpha1", "scaledobjects"),
 )
 
 
@@ -263,8 +264,14 @@ class Controller:
 
     async def _resync(self) -> None:
         """A periodic full pass catches anything a missed event would otherwise leave stale."""
+        assert self._reconciler is not None
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
+            # CRDs installed (or removed) since startup: Prometheus Operator, Gateway API, KEDA.
+            try:
+                await self._reconciler.discover_optional_kinds()
+            except ApiError as err:
+                log.warning("could not list API resources: %s", err)
             for key in list(self.view.models):
                 self.queue.add(key)
 

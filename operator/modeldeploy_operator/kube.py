@@ -91,6 +91,7 @@ KINDS: dict[tuple[str, str], ResourceKind] = {
         "monitoring.coreos.com/v1", "prometheusrules"
     ),
     ("v1", "Event"): ResourceKind("v1", "events"),
+    ("keda.sh/v1alpha1", "ScaledObject"): ResourceKind("keda.sh/v1alpha1", "scaledobjects"),
     ("modeldeploy.dev/v1alpha1", "ModelDeployment"): ResourceKind(
         "modeldeploy.dev/v1alpha1", "modeldeployments"
     ),

@@ -29,6 +29,7 @@ from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, kind_of
 from modeldeploy_operator.monitoring import desired_monitoring
+from modeldeploy_operator.monitoring.keda import desired_scaled_object, scale_to_zero
 from modeldeploy_operator.planning import Outcome, Plan, Routing, plan_tracks
 from modeldeploy_operator.requests import pending_request
 from modeldeploy_operator.rollout.analysis import AnalysisError, run_analysis
@@ -60,7 +61,7 @@ POD_KIND = ResourceKind("v1", "pods")
 # (a removed label or env var) still triggers an apply.
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
 # Children whose kinds are provided by optional CRDs; watched and written only when present.
-OPTIONAL_KINDS = ("HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule")
+OPTIONAL_KINDS = ("HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject")
 RETRY_SECONDS = 5.0
 
 
@@ -105,11 +106,20 @@ class Reconciler:
         self._http: aiohttp.ClientSession | None = None
         self._exported: dict[Key, set[str]] = {}
 
-    async def discover_optional_kinds(self) -> None:
+    async def discover_optional_kinds(self) -> bool:
+        """Which optional CRDs are served now; True when that changed."""
+        before = set(self.available_kinds)
         for (_, kind), resource in KINDS.items():
-            if kind in OPTIONAL_KINDS and await self.client.exists(resource):
+            if kind not in OPTIONAL_KINDS:
+                continue
+            if await self.client.exists(resource):
                 self.available_kinds.add(kind)
-        log.info("child kinds available: %s", ", ".join(sorted(self.available_kinds)))
+            else:
+                self.available_kinds.discard(kind)
+        if self.available_kinds != before:
+            log.info("child kinds available: %s", ", ".join(sorted(self.available_kinds)))
+            return True
+        return False
 
     def watched_kinds(self) -> list[ResourceKind]:
         return [r for (_, kind), r in KINDS.items() if kind in self.available_kinds]
@@ -171,6 +181,7 @@ class Reconciler:
         if pending is not None and pending.stale:
             plan = replace(plan, request_id=pending.request_id)
 
+        zero = scale_to_zero(md, keda_available="ScaledObject" in self.available_kinds)
         monitoring, monitoring_status = desired_monitoring(
             md,
             service_monitor_available="PodMonitor" in self.available_kinds,
@@ -179,7 +190,7 @@ class Reconciler:
         )
         desired = [
             with_applied_hash(m)
-            for m in [*self._desired(md, plan, router), *monitoring]
+            for m in [*self._desired(md, plan, router, zero.use_keda), *monitoring]
             if m["kind"] in self.available_kinds
         ]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
@@ -198,7 +209,7 @@ class Reconciler:
 
         change = compute_status(
             md, plan, health, time.time(), body.get("status") or {}, router_problem,
-            monitoring_status,
+            monitoring_status, zero,
         )  # fmt: skip
         self._export_rollout_metrics(md, plan)
         await self._report(md, body, change)
@@ -218,7 +229,7 @@ class Reconciler:
             return ReplicaRatioRouter(), err
 
     def _desired(
-        self, md: ModelDeployment, plan: Plan, router: TrafficRouter
+        self, md: ModelDeployment, plan: Plan, router: TrafficRouter, use_keda: bool
     ) -> list[dict[str, Any]]:
         stable_version = (plan.stable or plan.target).model.version
         canary = plan.canary_track
@@ -229,6 +240,16 @@ class Reconciler:
         mirror = md.spec.traffic.mirror_percent if canary is not None and weight < 100 else 0
         selected = router.selected_versions(stable_version, canary_version, weight)
         children = desired_children(md, plan.tracks, self.context, selected)
+        if use_keda:
+            # KEDA manages its own HPA per ScaledObject; a second HPA on the Deployment would
+            # fight it (and KEDA's admission refuses it).
+            url = self.settings.prometheus_url
+            children = [c for c in children if c["kind"] != "HorizontalPodAutoscaler"]
+            children += [
+                scaled
+                for track in plan.tracks
+                if (scaled := desired_scaled_object(md, track, url)) is not None
+            ]
         traffic = router.desired_objects(md, stable_version, canary_version, weight, mirror)
         return with_traffic_objects(children, traffic)
 

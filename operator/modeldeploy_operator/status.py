@@ -14,6 +14,7 @@ from modeldeploy_operator import naming
 from modeldeploy_operator.api import ModelDeployment, ServingTemplate
 from modeldeploy_operator.health import DeploymentHealth
 from modeldeploy_operator.monitoring import ERROR_PREFIX as MONITORING_ERROR
+from modeldeploy_operator.monitoring.keda import ScaleToZero
 from modeldeploy_operator.planning import PAUSED_BY_REQUEST, Event, Plan
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError
 
@@ -149,17 +150,31 @@ def compute_status(
     previous: dict[str, Any],
     router_problem: RouterUnavailableError | None = None,
     monitoring: str | None = None,
+    scale_to_zero: ScaleToZero | None = None,
 ) -> StatusChange:
     """`previous` is the raw status as stored, so unchanged conditions keep their timestamps."""
     old_conditions = {c["type"]: c for c in previous.get("conditions", [])}
     generation = md.metadata.generation
     conditions = _conditions(md, plan, health)
-    if router_problem is not None:
+    # Configuration problems are reported in Degraded unless pods already are.
+    if conditions[2].status:
+        pass
+    elif router_problem is not None:
         conditions[2] = Condition("Degraded", True, router_problem.reason, router_problem.message)
     elif monitoring is not None and monitoring.startswith(MONITORING_ERROR):
         message = monitoring.removeprefix(MONITORING_ERROR)
         conditions[2] = Condition("Degraded", True, "MonitoringUnavailable", message)
     by_type = {c.type: c for c in conditions}
+    if scale_to_zero is not None and scale_to_zero.requested:
+        # Its own condition: a model that cannot scale to zero still serves (not Degraded).
+        conditions.append(
+            Condition(
+                "ScaleToZero",
+                scale_to_zero.reason is None,
+                scale_to_zero.reason or "KEDA",
+                scale_to_zero.message or "KEDA ScaledObjects scale each version down to zero",
+            )
+        )
 
     rendered: list[dict[str, Any]] = []
     events: list[Event] = list(plan.events)

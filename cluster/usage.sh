@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Resident memory of each process of the running local control plane (for the README's figures).
+set -euo pipefail
+PIDS=$(cd "$(dirname "$0")/.." && pwd)/.cluster/kwok/clusters/modeldeploy/pids
+[[ -d $PIDS ]] || { echo "no local cluster running" >&2; exit 1; }
+total=0
+for f in "$PIDS"/*.pid; do
+  kb=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$f")/status")
+  total=$((total + kb))
+  printf '%-26s %6d MB\n' "$(basename "$f" .pid)" $((kb / 1024))
+done
+printf '%-26s %6d MB\n' total $((total / 1024))

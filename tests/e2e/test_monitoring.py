@@ -1,0 +1,92 @@
+"""Monitoring objects on the real control plane, with and without the Prometheus Operator CRDs,
+and scale-to-zero without KEDA."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.kube import Kubectl, eventually
+from tests.support.models import condition, model, wait_ready
+from tests.support.operator_process import ROOT, OperatorProcess
+
+MONITORING_CRDS = (
+    "podmonitors.monitoring.coreos.com",
+    "prometheusrules.monitoring.coreos.com",
+    "servicemonitors.monitoring.coreos.com",
+)
+
+
+def monitoring_status(k: Kubectl, name: str) -> str:
+    md = k.get("md", name)
+    return str((md or {}).get("status", {}).get("monitoring", ""))
+
+
+def test_pod_monitor_and_rules_follow_the_spec(operator: OperatorProcess, k: Kubectl) -> None:
+    k.apply(model("watched"))
+    md = wait_ready(k, "watched")
+    eventually(lambda: k.get("podmonitor", "watched"), what="PodMonitor")
+    rule = eventually(lambda: k.get("prometheusrule", "watched"), what="PrometheusRule")
+    assert rule["metadata"]["ownerReferences"][0]["uid"] == md["metadata"]["uid"]
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    assert len(alerts) >= 5, alerts
+    eventually(lambda: "PodMonitor" in monitoring_status(k, "watched"), what="status.monitoring")
+
+    k.apply(model("watched", monitoring={"serviceMonitor": "Disabled", "rules": "Disabled"}))
+    eventually(lambda: k.get("podmonitor", "watched") is None, what="PodMonitor removed")
+    eventually(lambda: k.get("prometheusrule", "watched") is None, what="rules removed")
+    eventually(lambda: monitoring_status(k, "watched") == "disabled", what="status disabled")
+
+
+def test_scale_to_zero_without_keda_says_why(operator: OperatorProcess, k: Kubectl) -> None:
+    autoscaling = {"minReplicas": 0, "maxReplicas": 3, "targetRequestsPerSecond": 20}
+    k.apply(model("sleepy", autoscaling=autoscaling))
+    md = wait_ready(k, "sleepy")
+    cond = condition(md, "ScaleToZero")
+    assert cond["status"] == "False" and cond["reason"] == "ScaleToZeroUnavailable"
+    hpa = k.get("hpa", "sleepy-v1")
+    assert hpa is not None and hpa["spec"]["minReplicas"] == 1
+
+
+@pytest.fixture
+def without_monitoring_crds(kube: Kubectl) -> Iterator[None]:
+    kube.run("delete", "crd", *MONITORING_CRDS, "--ignore-not-found", "--wait=true")
+    try:
+        yield
+    finally:
+        env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+        subprocess.run([str(ROOT / "cluster" / "platform-crds.sh"), "apply"], check=True, env=env)
+
+
+def test_without_the_crds_models_serve_and_status_says_so(
+    kube: Kubectl, without_monitoring_crds: None, tmp_path: Path
+) -> None:
+    # Outside `t-*`, so only this test's operator (started without the CRDs) acts here.
+    namespace = f"x-nocrds-{uuid.uuid4().hex[:6]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    k = kube.in_namespace(namespace)
+    fresh = OperatorProcess(kube.kubeconfig, tmp_path / "operator.log", namespaces=namespace)
+    fresh.start()
+    try:
+        k.apply(model("plain"))
+        k.apply(model("insists", monitoring={"serviceMonitor": "Enabled", "rules": "Auto"}))
+        wait_ready(k, "plain")
+        assert monitoring_status(k, "plain").startswith("unavailable")
+
+        def degraded() -> dict[str, Any] | None:
+            md = k.get("md", "insists")
+            reason = condition(md, "Degraded").get("reason")
+            return md if reason == "MonitoringUnavailable" else None
+
+        md = eventually(degraded, what="Enabled without CRD reported")
+        assert "monitoring.coreos.com" in condition(md, "Degraded")["message"]
+        assert condition(md, "Ready")["status"] == "True"  # it still serves
+    finally:
+        fresh.stop()
+        kube.delete("namespace", namespace)
