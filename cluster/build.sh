@@ -90,10 +90,11 @@ build_all() {
   if ! command -v kubectl >/dev/null; then
     build kubectl "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" k8s.io/kubernetes/cmd/kubectl
   fi
-  # etcd's main package is the module root; the binary is named after the last path element (v3).
+  # etcd's main package is the module root go.etcd.io/etcd/server/v3, so `go build` names the
+  # binary after its last element before the major version: "server".
   if [[ ! -x $ETCD_BIN/etcd ]]; then
     build etcd "$ETCD_VERSION" "$ETCD_BIN" etcd "-s -w" go.etcd.io/etcd/server/v3
-    mv "$ETCD_BIN/v3" "$ETCD_BIN/etcd"
+    mv "$ETCD_BIN/server" "$ETCD_BIN/etcd"
   fi
   build kwok "$KWOK_VERSION" "$KWOK_BIN" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
