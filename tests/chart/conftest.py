@@ -1,32 +1,5 @@
 """Fixtures for the chart tests: the real helm, and chart releases in fresh namespaces."""
 
-from __future__ import annotations
+from tests.support.chart_fixtures import cluster_helm, helm, installer
 
-import re
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.support.chart import ChartInstaller
-from tests.support.helm import Helm, helm_binary
-from tests.support.kube import Kubectl
-
-
-@pytest.fixture(scope="session")
-def helm() -> Helm:
-    return Helm(helm_binary())
-
-
-@pytest.fixture(scope="session")
-def cluster_helm(helm: Helm, kubeconfig: Path) -> Helm:
-    return Helm(helm.binary, kubeconfig)
-
-
-@pytest.fixture
-def installer(
-    cluster_helm: Helm, kube: Kubectl, request: pytest.FixtureRequest
-) -> Iterator[ChartInstaller]:
-    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:24].strip("-")
-    with ChartInstaller(cluster_helm, kube, f"c-{base}") as installer:
-        yield installer
+__all__ = ["cluster_helm", "helm", "installer"]
