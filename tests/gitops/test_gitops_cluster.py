@@ -106,6 +106,11 @@ def test_a_synced_model_stays_in_sync_and_quiet_and_rolls_out_by_one_line(
     time.sleep(8)  # the restarted operator lists, reconciles everything, and should write nothing
     assert writes_by(release.user, namespace, offset) == []
     assert live()["metadata"]["resourceVersion"] == before
+    # Nothing of the operator's in metadata (no finalizers, annotations or labels of its own),
+    # so Git stays the only source of the object's metadata.
+    metadata = live()["metadata"]
+    assert not metadata.get("finalizers") and not metadata.get("annotations")
+    assert metadata.get("labels", {}) == desired["metadata"].get("labels", {})
     assert out_of_sync(kube, desired) == ""
     assert argo_health()[0] == "Healthy"
 
