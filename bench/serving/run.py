@@ -181,9 +181,10 @@ class Target:
     note: str = ""
 
 
-def ours(model_dir: Path, port: int, protocol: str) -> Target:
+def ours(model_dir: Path, port: int, protocol: str, micro_batch: int = 0) -> Target:
+    extra = ["--micro-batch-rows", str(micro_batch)] if micro_batch else []
     return Target(
-        label="modeldeploy",
+        label="modeldeploy" + (f", --micro-batch-rows {micro_batch}" if micro_batch else ""),
         protocol=protocol,
         port=port,
         command=[
@@ -200,6 +201,7 @@ def ours(model_dir: Path, port: int, protocol: str) -> Target:
             str(port),
             "--log-level",
             "warning",
+            *extra,
         ],
         ready_path="/v2/health/ready",
         infer_path="/v1/models/m:predict" if protocol == "v1" else "/v2/models/m/infer",
@@ -448,6 +450,8 @@ def main() -> int:
         out: list[Target] = []
         out.append(ours(model_dir, free_port(), "v1"))
         out.append(ours(model_dir, free_port(), "v2"))
+        out.append(ours(model_dir, free_port(), "v1", micro_batch=64))
+        out.append(ours(model_dir, free_port(), "v2", micro_batch=64))
         if "kserve-0.21.0" in pythons:
             out.append(kserve(pythons["kserve-0.21.0"], model_dir, free_port(), tuned=False))
             out.append(kserve(pythons["kserve-0.21.0"], model_dir, free_port(), tuned=True))
@@ -603,17 +607,20 @@ def write_results(
             f"| in-process floor: `model.predict` calls/s, no HTTP | — | {floor:,.0f} | — | — | |"
         )
         valid = [r for r in rows_here if r.measure and not r.measure.non_2xx]
-        peers = [r for r in valid if r.label != "modeldeploy"]
+        peers = [r for r in valid if not r.label.startswith("modeldeploy")]
         for protocol in ("v1", "v2"):
-            ours_rows = [r for r in valid if r.label == "modeldeploy" and r.protocol == protocol]
             same = [r for r in peers if r.protocol == protocol]
-            if ours_rows and same:
+            for ours_row in [
+                r for r in valid if r.label.startswith("modeldeploy") and r.protocol == protocol
+            ]:
+                if not same:
+                    break
                 best = max(same, key=lambda r: r.measure.rps)  # type: ignore[union-attr]
-                mine = ours_rows[0].measure
+                mine = ours_row.measure
                 assert mine is not None and best.measure is not None
                 lines += [
                     "",
-                    f"{protocol.upper()}: modeldeploy {mine.rps / best.measure.rps:.1f}x "
+                    f"{protocol.upper()}: {ours_row.label} {mine.rps / best.measure.rps:.1f}x "
                     f"the requests/s of the best peer ({best.label}), p99 "
                     f"{mine.p99_ms:.2f} ms vs {best.measure.p99_ms:.2f} ms.",
                 ]
@@ -641,6 +648,14 @@ def write_results(
         "- MLServer's defaults (`parallel_workers=1`: an HTTP process plus one inference "
         "process) fail to load any model with uvloop >= 0.22, which pip installs today "
         "(MLServer#2286); the `uvloop<0.22` row is the same install with the older uvloop.",
+        "- `modeldeploy` rows are the defaults: every request predicted on its own, outputs "
+        "bit-identical to `model.predict` on the request's rows. `--micro-batch-rows 64` "
+        "(opt-in) predicts the rows of requests that arrive together in one call, which is why "
+        "it can pass the in-process floor (calls/s of one request's rows); for BLAS-backed "
+        "models it can change the last bits of floating-point outputs (docs/serving.md).",
+        "- The goal was 2x the best peer's requests/s at an equal or lower p99. Where scikit-"
+        "learn's `predict` itself dominates (the forest: a few ms per call, see the floor), no "
+        "server can be much faster per request than the floor; only batching helps there.",
         *[f"- {n}" for n in notes],
         "",
     ]

@@ -26,6 +26,7 @@ import numpy as np
 import orjson
 
 from modeldeploy_serving import protocol_v1, protocol_v2
+from modeldeploy_serving.batching import MicroBatcher
 from modeldeploy_serving.drift import Reference, load_reference
 from modeldeploy_serving.errors import (
     MethodNotAllowed,
@@ -77,6 +78,7 @@ class ServingApp:
         self.settings = settings
         self.metrics = metrics
         self.model: ServedModel | None = None
+        self.batcher: MicroBatcher | None = None
         self.on_fatal: Callable[[BaseException], None] | None = None
         self._loading: Future[tuple[ServedModel, Reference | None]] | None = None
         self._metadata = protocol_v2.encode_model_metadata(settings.name, settings.version, None)
@@ -96,6 +98,8 @@ class ServingApp:
             self.settings.name, self.settings.version, model.signature
         )
         self.metrics.model_ready(model.signature, reference, model.sha256)
+        if self.settings.micro_batch_rows > 1:
+            self.batcher = MicroBatcher(model, self.settings.micro_batch_rows)
         self.model = model
         log.info(
             "model %s version %s ready: %s from %s (sha256 %s)%s",
@@ -275,6 +279,8 @@ class ServingApp:
             # A big batch would stall every other request and the probes: predict in a thread.
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, model.run, method, rows)
+        if self.batcher is not None:
+            return await self.batcher.run(method, rows)
         return model.run(method, rows)
 
     async def v1_predict(self, scope: Scope, receive: Receive) -> Response:

@@ -26,6 +26,7 @@ class ServerSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     graceful_timeout: float = 30.0
     offload_rows: int = 2048
+    micro_batch_rows: int = 0  # 0: every request predicted on its own
     drift_window_seconds: float = 600.0
     drift_min_rows: int = 100
     skops_trusted: tuple[str, ...] = ()
@@ -88,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2048,
         help="batches of at least this many rows are predicted off the event loop",
     )
+    p.add_argument(
+        "--micro-batch-rows",
+        type=int,
+        default=0,
+        help="coalesce concurrent requests into estimator calls of up to N rows (0: off; "
+        "floating-point outputs may then differ in the last bits, see docs/serving.md)",
+    )
     p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic")
     p.add_argument("--drift-min-rows", type=int, default=100)
     p.add_argument(
@@ -125,6 +133,7 @@ def parse_settings(argv: list[str]) -> ServerSettings:
         max_body_bytes=args.max_body_bytes,
         graceful_timeout=args.graceful_timeout,
         offload_rows=args.offload_rows,
+        micro_batch_rows=max(0, args.micro_batch_rows),
         drift_window_seconds=args.drift_window,
         drift_min_rows=args.drift_min_rows,
         skops_trusted=tuple(args.skops_trusted),
