@@ -196,6 +196,8 @@ class Controller:
                 children.pop(ident, None)
                 if not children:
                     self.view.children.pop(key, None)
+            elif is_older(body, children.get(ident)):
+                return  # the reconciler already holds its own newer write
             else:
                 children[ident] = body
             self.queue.add(key)

@@ -197,7 +197,11 @@ class KubeClient:
         async with self._session.request(method, url, data=data, headers=headers) as resp:
             if resp.status == 404 and method in ("GET", "DELETE"):
                 return None
-            payload = await resp.json(content_type=None) if resp.content_length != 0 else None
+            text = await resp.text()
+            try:
+                payload = json.loads(text) if text else None
+            except ValueError:  # proxies and some apiserver errors answer in plain text
+                payload = text
             if resp.status >= 400:
                 message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
                 reason = payload.get("reason", "") if isinstance(payload, dict) else ""

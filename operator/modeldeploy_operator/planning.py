@@ -167,6 +167,8 @@ def _single_version(
         # A first version that never became ready is not "stable": nothing has served yet.
         stable=target if done else stable,
         target=target,
+        # The last rollout's analysis stays visible after its promotion.
+        rollout=RolloutState(last_analysis=md.status.last_analysis),
         in_progress=not done,
         requeue_after=None if done else RECHECK_SECONDS,
         events=events,

@@ -346,7 +346,10 @@ class Reconciler:
                 MODEL_KIND, md.metadata.namespace, md.metadata.name, change.status
             )
             if patched is not None:
+                # Take the resourceVersion too: watch events older than this write are then
+                # recognised as stale (controller.is_older) instead of undoing the new status.
                 body["status"] = patched.get("status", change.status)
+                body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
         await asyncio.gather(
             *(self.client.post_event(body, e.reason, e.message, e.warning) for e in change.events)
         )
