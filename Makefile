@@ -7,12 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help install cluster-up cluster-down cluster-tools test test-unit test-e2e demo run bench crds lint e2e-kind
+.PHONY: help install cluster-up cluster-down cluster-tools test test-unit demo run bench bench-serving crds lint e2e-kind images
 
 help:
 	@echo "make demo   - local cluster + operator + the iris example, end to end"
 	@echo "make test   - the full test suite (unit + real control plane + real Prometheus)"
-	@echo "other: install cluster-up cluster-down run bench crds lint e2e-kind"
+	@echo "other: install cluster-up cluster-down run bench bench-serving crds lint e2e-kind images"
 
 # The virtual environment, rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -56,6 +56,18 @@ demo: $(STAMP) cluster-up
 
 bench: $(STAMP) cluster-up
 	$(PY) bench/run.py
+
+# The model server against KServe and MLServer (peers in their own cached venvs; needs wrk).
+bench-serving: $(STAMP)
+	$(PY) bench/serving/run.py
+
+# For people with Docker (BuildKit, for the per-Dockerfile .dockerignore); not run in CI.
+IMAGE_REGISTRY ?= ghcr.io/modeldeploy
+IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+SERVER_EXTRAS ?= serve
+images:
+	docker build -f images/operator.Dockerfile -t $(IMAGE_REGISTRY)/modeldeploy-operator:$(IMAGE_VERSION) .
+	docker build -f images/server.Dockerfile --build-arg EXTRAS=$(SERVER_EXTRAS) -t $(IMAGE_REGISTRY)/modeldeploy-server:$(IMAGE_VERSION) .
 
 # For people with Docker: the same e2e suite on a kind cluster.
 e2e-kind: $(STAMP)
