@@ -56,6 +56,7 @@ demo: $(STAMP) cluster-up
 
 bench: $(STAMP) cluster-up
 	$(PY) bench/run.py
+	$(PY) bench/rollouts.py
 
 # The model server against KServe and MLServer (peers in their own cached venvs; needs wrk).
 bench-serving: $(STAMP)

@@ -38,7 +38,11 @@ def _timestamp(now: float) -> str:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    # Sub-second precision (a step timed from a whole-second stamp would advance up to 1 s
+    # early), spelled as pydantic spells it, so a re-read status compares equal.
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _dump(template: ServingTemplate | None) -> dict[str, Any] | None:
