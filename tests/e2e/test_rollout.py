@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from modeldeploy_operator import naming
@@ -14,6 +17,8 @@ from modeldeploy_operator import naming
 from tests.support.kube import Kubectl, eventually
 from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
+
+PLUGIN = Path(sys.executable).parent / "kubectl-modeldeploy"
 
 
 def closed_port() -> int:
@@ -146,3 +151,56 @@ def test_plugin_requests_promote_a_paused_rollout(operator: OperatorProcess, k: 
         return st.get("stableVersion") == "2" and st.get("lastRequestId") == "req-1"
 
     eventually(promoted, timeout=20, what="promoted by request")
+
+
+def plugin(k: Kubectl, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real kubectl plugin, as a user runs it."""
+    command = [str(PLUGIN), *args, "-n", str(k.namespace), "--kubeconfig", str(k.kubeconfig)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+
+
+def test_plugin_pauses_resumes_and_aborts(operator: OperatorProcess, k: Kubectl) -> None:
+    rollout = {"steps": [10, 50], "stepInterval": "3s"}
+    k.apply(model("steer", "1", rollout=rollout))
+    wait_ready(k, "steer")
+    k.apply(model("steer", "2", rollout=rollout))
+    eventually(lambda: status(k, "steer").get("canaryWeight") == 10, what="first step")
+
+    paused = plugin(k, "pause", "steer", "--wait")
+    assert paused.returncode == 0, paused.stderr
+    assert condition(k.get("md", "steer"), "Progressing")["reason"] == "PausedByRequest"
+    time.sleep(5)  # longer than stepInterval: a paused rollout does not move
+    assert status(k, "steer").get("canaryWeight") == 10
+
+    shown = plugin(k, "status", "steer")
+    assert shown.returncode == 0 and "10" in shown.stdout, shown.stdout
+
+    resumed = plugin(k, "resume", "steer", "--wait")
+    assert resumed.returncode == 0, resumed.stderr
+    eventually(lambda: status(k, "steer").get("canaryWeight") == 50, what="resumed to 50%")
+
+    aborted = plugin(k, "abort", "steer", "--wait")
+    assert aborted.returncode == 0, aborted.stderr
+    eventually(lambda: status(k, "steer").get("phase") == "Failed", what="aborted")
+    progressing = condition(k.get("md", "steer"), "Progressing")
+    assert progressing["reason"] == "Aborted"
+    eventually(lambda: k.get("deployment", "steer-v2") is None, what="canary removed")
+
+
+def test_a_newer_version_mid_rollout_restarts_from_stable(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    rollout = {"steps": [10, 50], "stepInterval": "1h"}
+    k.apply(model("newer", "1", rollout=rollout))
+    wait_ready(k, "newer")
+    k.apply(model("newer", "2", rollout=rollout))
+    eventually(lambda: status(k, "newer").get("canaryWeight") == 10, what="v2 at 10%")
+    k.apply(model("newer", "3", rollout=rollout))
+
+    def restarted() -> bool:
+        st = status(k, "newer")
+        return st.get("canaryVersion") == "3" and st.get("canaryWeight") == 10
+
+    eventually(restarted, what="v3 at its first step")
+    assert status(k, "newer")["stableVersion"] == "1"
+    eventually(lambda: k.get("deployment", "newer-v2") is None, what="v2 removed")
