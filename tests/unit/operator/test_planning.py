@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from modeldeploy_operator.api import AnalysisResult, ModelDeployment
 from modeldeploy_operator.health import DeploymentHealth
 from modeldeploy_operator.planning import Plan, Routing, plan_tracks
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.status import compute_status
+
 from tests.unit.operator.factories import md_body
 
 T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
