@@ -15,12 +15,19 @@ import asyncio
 import fnmatch
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from modeldeploy_operator import naming
 from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, load_credentials
+from modeldeploy_operator.peering import (
+    CLUSTER_PEERING,
+    NAMESPACED_PEERING,
+    is_active,
+    own_identity,
+)
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
@@ -32,6 +39,7 @@ GROUP = "modeldeploy.dev"
 MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
 Key = tuple[str, str]  # (namespace, ModelDeployment name)
 STARTUP_ATTEMPTS = 30
+PEERING_POLL_SECONDS = 2.0
 
 # Children are watched by the label every child carries; the watch sees only our objects.
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
@@ -111,6 +119,11 @@ class Controller:
         self._client: KubeClient | None = None
         self._reconciler: Reconciler | None = None
         self._started = False
+        self.identity = own_identity()
+        # Set while this replica may reconcile: always when standalone, else per peering.
+        self._active = asyncio.Event()
+        if settings.peering is None:
+            self._active.set()
         self._register()
 
     def kopf_settings(self) -> kopf.OperatorSettings:
@@ -120,6 +133,7 @@ class Controller:
         s.watching.server_timeout = 300
         s.posting.level = logging.INFO
         s.networking.request_timeout = 60
+        s.peering.lifetime = self.settings.peering_lifetime
         return s
 
     def alive(self) -> bool:
@@ -231,6 +245,8 @@ class Controller:
                 asyncio.create_task(self.queue.run_worker(self._process), name=f"worker-{i}")
             )
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        if self.settings.peering is not None:
+            self._tasks.append(asyncio.create_task(self._follow_peering(), name="peering"))
         self._started = True
 
     async def _prime_view(self) -> None:
@@ -277,8 +293,38 @@ class Controller:
             for key in list(self.view.models):
                 self.queue.add(key)
 
+    async def _follow_peering(self) -> None:
+        """Reconcile only while kopf's peering says this replica leads (see peering.py)."""
+        assert self._client is not None and self.settings.peering is not None
+        name = self.settings.peering
+        scopes: tuple[str | None, ...] = self.settings.namespaces or (None,)
+        kind = NAMESPACED_PEERING if self.settings.namespaces else CLUSTER_PEERING
+        while True:
+            try:
+                leading = True
+                for scope in scopes:
+                    objects = await self._client.list(
+                        kind, scope, field_selector=f"metadata.name={name}"
+                    )
+                    peers = objects[0].get("status", {}) if objects else {}
+                    now = datetime.now(UTC)
+                    leading &= is_active(peers, self.identity, self.settings.peering_priority, now)
+            except ApiError as err:
+                log.warning("cannot read the peering object %s: %s", name, err)
+                leading = False
+            if leading and not self._active.is_set():
+                log.info("leading (priority %d): reconciling", self.settings.peering_priority)
+                self._active.set()
+                for key in list(self.view.models):
+                    self.queue.add(key)
+            elif not leading and self._active.is_set():
+                log.info("a peer with a higher priority leads: standing by")
+                self._active.clear()
+            await asyncio.sleep(PEERING_POLL_SECONDS)
+
     async def _process(self, key: Key) -> None:
         assert self._reconciler is not None
+        await self._active.wait()
         QUEUE_DEPTH.set(len(self.queue))
         await self._reconciler.reconcile(key)
 

@@ -218,9 +218,15 @@ class KubeClient:
         return await self._request("GET", kind.path(namespace, name))
 
     async def list(
-        self, kind: ResourceKind, namespace: str | None = None, label_selector: str | None = None
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
     ) -> list[Manifest]:
-        params = {"labelSelector": label_selector} if label_selector else None
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            params["fieldSelector"] = field_selector
         result = await self._request("GET", kind.path(namespace), params=params)
         if not result:
             return []

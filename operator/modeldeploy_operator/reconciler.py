@@ -138,6 +138,10 @@ class Reconciler:
         except ApiError as err:
             RECONCILES.labels(result="error").inc()
             RECONCILE_ERRORS.labels(error=f"api-{err.status}").inc()
+            if err.status == 404:
+                # A CRD this pass relied on was removed (Prometheus Operator or Gateway API
+                # uninstalled): look again so the retry no longer writes that kind.
+                await self.discover_optional_kinds()
             if err.status == 409:
                 log.info("%s/%s: conflict (%s); retrying", *key, err.message)
             else:
@@ -165,6 +169,10 @@ class Reconciler:
             return None
         children = self.view.children_of(key)
         pods = self.view.pods_of(key)
+        # A child the watches delivered proves its kind is served, whatever discovery said at
+        # startup: never treat it as unavailable (that would delete it, and fight any other
+        # replica that knows better).
+        self.available_kinds |= {kind for kind, _ in children}
         health = self._observe(md, children, pods)
         now = datetime.now(UTC)
         router, router_problem = self._router(md)

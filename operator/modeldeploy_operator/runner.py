@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import signal
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from aiohttp import web
@@ -66,7 +66,10 @@ async def serve_observability(controller: Controller, port: int) -> web.AppRunne
     return runner
 
 
-async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> None:
+async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> bool:
+    """Runs until kopf stops: on SIGTERM/SIGINT, or when it gives up (a watched CRD removed
+    mid-watch ends its watchers); the process then exits and Kubernetes restarts it, which costs
+    no writes (a restarted operator finds everything in place). False on an unexpected error."""
     controller = Controller(settings)
     observability = (
         await serve_observability(controller, settings.metrics_port)
@@ -81,11 +84,18 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> None:
             namespaces=settings.namespaces,
             standalone=settings.peering is None,
             peering_name=settings.peering,
+            priority=settings.peering_priority,
+            # kopf types it as its own NewType of str, not exported.
+            identity=cast(Any, controller.identity),
             stop_flag=stop,
         )
+    except Exception:
+        log.exception("the operator stopped on an error")
+        return False
     finally:
         if observability is not None:
             await observability.cleanup()
+    return True
 
 
 def run(settings: OperatorSettings) -> int:
@@ -95,12 +105,11 @@ def run(settings: OperatorSettings) -> int:
         ", ".join(settings.namespaces) or "all",
     )
 
-    async def main() -> None:
+    async def main() -> bool:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_async(settings, stop)
+        return await run_async(settings, stop)
 
-    asyncio.run(main())
-    return 0
+    return 0 if asyncio.run(main()) else 1

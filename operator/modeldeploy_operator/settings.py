@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from modeldeploy_operator import __version__
+from modeldeploy_operator.peering import random_priority
 
 DEFAULT_SERVER_IMAGE = f"ghcr.io/modeldeploy/modeldeploy-server:{__version__}"
 DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
@@ -22,6 +23,8 @@ class OperatorSettings:
     workers: int = 16
     resync_seconds: float = 300.0
     peering: str | None = None  # kopf peering object name; None runs standalone
+    peering_priority: int = 0  # with peering: the highest live priority reconciles
+    peering_lifetime: int = 15  # seconds a replica's keep-alive stays valid (failover time)
     service_monitor_labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,6 +80,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "omit to run standalone",
     )
     parser.add_argument(
+        "--peering-priority",
+        type=int,
+        default=int(os.environ["MODELDEPLOY_PEERING_PRIORITY"])
+        if os.environ.get("MODELDEPLOY_PEERING_PRIORITY")
+        else None,
+        help="with --peering: this replica's priority (default: random, distinct per replica)",
+    )
+    parser.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=int(_env("PEERING_LIFETIME", "15")),
+        help="with --peering: seconds before a silent replica is presumed dead (failover time)",
+    )
+    parser.add_argument(
         "--service-monitor-label",
         action="append",
         default=[],
@@ -96,5 +113,9 @@ def from_arguments(args: argparse.Namespace) -> OperatorSettings:
         metrics_port=args.metrics_port,
         workers=args.workers,
         peering=args.peering,
+        peering_priority=(
+            args.peering_priority if args.peering_priority is not None else random_priority()
+        ),
+        peering_lifetime=args.peering_lifetime,
         service_monitor_labels=labels,
     )

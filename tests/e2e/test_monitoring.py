@@ -55,13 +55,24 @@ def test_scale_to_zero_without_keda_says_why(operator: OperatorProcess, k: Kubec
 
 
 @pytest.fixture
-def without_monitoring_crds(kube: Kubectl) -> Iterator[None]:
+def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterator[None]:
+    """Removes the CRDs for the test. kopf ends its watchers when a watched CRD disappears and
+    the operator exits to be restarted (by Kubernetes in a cluster; here by this fixture)."""
     kube.run("delete", "crd", *MONITORING_CRDS, "--ignore-not-found", "--wait=true")
+
+    def undiscoverable() -> bool:
+        found = kube.run("get", "--raw", "/apis/monitoring.coreos.com/v1", check=False)
+        return not found.strip()
+
+    eventually(undiscoverable, timeout=30, what="monitoring.coreos.com gone from discovery")
     try:
         yield
     finally:
         env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
         subprocess.run([str(ROOT / "cluster" / "platform-crds.sh"), "apply"], check=True, env=env)
+        eventually(lambda: not undiscoverable(), timeout=30, what="monitoring.coreos.com served")
+        if not operator.running:
+            operator.start()
 
 
 def test_without_the_crds_models_serve_and_status_says_so(

@@ -73,6 +73,10 @@ class OperatorProcess:
             time.sleep(0.2)
         raise RuntimeError(f"operator not ready after {timeout}s; see {self.log_path}")
 
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def probe(self, path: str) -> bool:
         try:
             with urllib.request.urlopen(self.url + path, timeout=2) as resp:
