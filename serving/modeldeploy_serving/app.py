@@ -288,7 +288,11 @@ class ServingApp:
         request = protocol_v1.parse_predict(await self.read_body(scope, receive))
         model.check_rows(request.rows)
         result = await self._run(model, request.method, request.rows)
-        self.metrics.record_batch(request.rows, result if request.method == "predict" else None)
+        self.metrics.record_batch(
+            request.rows,
+            result if request.method == "predict" else None,
+            model.signature.allow_nan,
+        )
         return 200, protocol_v1.encode_predictions(result), JSON
 
     async def v2_infer(self, scope: Scope, receive: Receive) -> Response:
@@ -300,7 +304,7 @@ class ServingApp:
             (method, await self._run(model, method, request.rows)) for method in request.outputs
         ]
         predicted = next((r for m, r in results if m == "predict"), None)
-        self.metrics.record_batch(request.rows, predicted)
+        self.metrics.record_batch(request.rows, predicted, model.signature.allow_nan)
         encoded = protocol_v2.encode_infer(
             self.settings.name, self.settings.version, request.id, results
         )

@@ -128,13 +128,14 @@ def save_reference(reference: Reference, model_dir: Path) -> Path:
     return path
 
 
-def assign_bins(rows: np.ndarray, padded_edges: np.ndarray) -> np.ndarray:
-    """Bin index per value: the number of edges ≤ value; NaN → the missing bin (last)."""
+def assign_bins(rows: np.ndarray, padded_edges: np.ndarray, may_be_nan: bool = True) -> np.ndarray:
+    """Bin index per value: the number of edges <= value; NaN -> the missing bin (last)."""
     values = rows.astype(np.float64, copy=False)
     bins: np.ndarray = (values[:, :, None] >= padded_edges[None, :, :]).sum(axis=2)
-    missing = np.isnan(values)
-    if missing.any():
-        bins[missing] = padded_edges.shape[1] + 1
+    if may_be_nan:
+        missing = np.isnan(values)
+        if missing.any():
+            bins[missing] = padded_edges.shape[1] + 1
     return bins
 
 
@@ -228,15 +229,19 @@ class DriftWindow:
     def _slice(self) -> int:
         return int(self.clock() // self.slice_seconds)
 
-    def add(self, rows: np.ndarray) -> None:
+    def add(self, rows: np.ndarray, may_be_nan: bool = True) -> None:
+        """Count `rows` in the current slice (`may_be_nan=False`: the caller has checked)."""
         number = self._slice()
         position = number % self.slices
         if self.stamps[position] != number:
             self.counts[position] = 0
             self.stamps[position] = number
-        bins = assign_bins(rows, self.edges) + self._offsets
-        flat = np.bincount(bins.ravel(), minlength=self.counts[position].size)
-        self.counts[position] += flat.reshape(self.counts[position].shape)
+        bins = (assign_bins(rows, self.edges, may_be_nan) + self._offsets).ravel()
+        counts = self.counts[position].reshape(-1)  # a view: the slice itself
+        if rows.shape[0] == 1:
+            counts[bins] += 1  # one row: each feature's index appears once
+        else:
+            counts += np.bincount(bins, minlength=counts.size)
 
     def live_counts(self, windows: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Counts of the slices still in the window, summed over (counts, stamps) pairs."""

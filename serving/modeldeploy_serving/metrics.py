@@ -127,18 +127,26 @@ class ServingMetrics:
         self.latency[protocol, bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum[protocol] += seconds
 
-    def record_batch(self, rows: np.ndarray, predictions: np.ndarray | None) -> None:
+    def record_batch(
+        self, rows: np.ndarray, predictions: np.ndarray | None, may_be_nan: bool = True
+    ) -> None:
         """Input rows for drift, and the `predict` output when the request asked for it."""
         if self.drift is not None:
-            self.drift.add(rows)
+            self.drift.add(rows, may_be_nan)
         if predictions is None:
             return
         if self.class_counts is not None:
-            labels, counts = np.unique(predictions, return_counts=True)
-            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
-                index = self._class_index.get(label)
-                if index is not None:
-                    self.class_counts[index] += count
+            if predictions.size <= 16:
+                for label in predictions.tolist():
+                    index = self._class_index.get(label)
+                    if index is not None:
+                        self.class_counts[index] += 1
+            else:
+                labels, counts = np.unique(predictions, return_counts=True)
+                for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                    index = self._class_index.get(label)
+                    if index is not None:
+                        self.class_counts[index] += count
         elif self.value_counts is not None and self.value_sum is not None:
             values = predictions.astype(np.float64, copy=False).reshape(-1)
             buckets = np.searchsorted(self.value_buckets, values, side="left")

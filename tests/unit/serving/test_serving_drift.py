@@ -242,3 +242,21 @@ def test_reference_command(models: dict[str, Fitted], tmp_path: Path) -> None:
     npy = tmp_path / "train.npy"
     np.save(npy, fitted.X[:, :3])
     assert reference_command.main(["--model-dir", str(tmp_path), "--data", str(npy)]) == 1
+
+
+def test_one_row_at_a_time_counts_like_one_batch(models: dict[str, Fitted], tmp_path: Path) -> None:
+    fitted = models["logistic"]
+    ref = build_reference(fitted.X, ["a", "b", "c", "d"])
+    model = ServedModel(fitted.estimator, tmp_path / "m", "0" * 64)
+    one_by_one = ServingMetrics("m", "1", CounterStore(tmp_path, "0"))  # memory-mapped
+    batched = ServingMetrics("m", "1")
+    for metrics in (one_by_one, batched):
+        metrics.model_ready(model.signature, ref, model.sha256)
+    predictions = fitted.estimator.predict(fitted.X)
+    for i in range(len(fitted.X)):
+        one_by_one.record_batch(fitted.X[i : i + 1], predictions[i : i + 1], False)
+    batched.record_batch(fitted.X, predictions, True)
+    assert one_by_one.drift is not None and batched.drift is not None
+    assert np.array_equal(one_by_one.drift.counts, batched.drift.counts)
+    assert one_by_one.drift.counts.sum() == 4 * len(fitted.X)
+    assert np.array_equal(one_by_one.class_counts, batched.class_counts)  # type: ignore[arg-type]
