@@ -149,7 +149,8 @@ def build_models() -> dict[str, Path]:
 
 def rows(batch: int) -> np.ndarray:
     X, _ = load_iris(return_X_y=True)
-    return X[np.arange(batch) * 37 % len(X)]
+    picked: np.ndarray = X[np.arange(batch) * 37 % len(X)]
+    return picked
 
 
 def body(protocol: str, batch: int) -> str:

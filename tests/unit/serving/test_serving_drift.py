@@ -259,4 +259,4 @@ def test_one_row_at_a_time_counts_like_one_batch(models: dict[str, Fitted], tmp_
     assert one_by_one.drift is not None and batched.drift is not None
     assert np.array_equal(one_by_one.drift.counts, batched.drift.counts)
     assert one_by_one.drift.counts.sum() == 4 * len(fitted.X)
-    assert np.array_equal(one_by_one.class_counts, batched.class_counts)  # type: ignore[arg-type]
+    assert np.array_equal(one_by_one.class_counts, batched.class_counts)
