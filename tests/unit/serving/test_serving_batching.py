@@ -50,7 +50,7 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows(
 
 
 def test_batches_respect_the_row_limit(
-    models: dict[str, Fitted], app_for: Callable[..., ServingApp]
+    models: dict[str, Fitted], app_for: Callable[..., ServingApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fitted = models["forest"]
     app = app_for(fitted.estimator, micro_batch_rows=8)
@@ -62,7 +62,7 @@ def test_batches_respect_the_row_limit(
         seen.append(rows.shape[0])
         return np.asarray(run(method, rows))
 
-    app.batcher.model.run = counting
+    monkeypatch.setattr(app.batcher.model, "run", counting)
     bodies = [orjson.dumps({"instances": fitted.X[i : i + 3].tolist()}) for i in range(10)]
     replies = asyncio.run(_concurrently(app, bodies))
     assert all(r.status == 200 for r in replies)
@@ -70,7 +70,7 @@ def test_batches_respect_the_row_limit(
 
 
 def test_a_rejected_request_fails_alone(
-    models: dict[str, Fitted], app_for: Callable[..., ServingApp]
+    models: dict[str, Fitted], app_for: Callable[..., ServingApp], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fitted = models["forest"]
     app = app_for(fitted.estimator, micro_batch_rows=64)
@@ -82,7 +82,7 @@ def test_a_rejected_request_fails_alone(
             raise BadRequest("the model rejected the input: 999")
         return np.asarray(run(method, rows))
 
-    app.batcher.model.run = picky
+    monkeypatch.setattr(app.batcher.model, "run", picky)
     rows = [fitted.X[i : i + 1].tolist() for i in range(6)]
     rows[2] = [[999.0, 1.0, 1.0, 1.0]]
     replies = asyncio.run(_concurrently(app, [orjson.dumps({"instances": r}) for r in rows]))

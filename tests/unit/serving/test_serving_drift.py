@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import modeldeploy_serving.reference as reference_command
 import numpy as np
 import orjson
 import pytest
-from modeldeploy_serving import reference as reference_command
 from modeldeploy_serving.app import ServingApp
 from modeldeploy_serving.drift import (
     REFERENCE_FILE,
@@ -259,4 +259,5 @@ def test_one_row_at_a_time_counts_like_one_batch(models: dict[str, Fitted], tmp_
     assert one_by_one.drift is not None and batched.drift is not None
     assert np.array_equal(one_by_one.drift.counts, batched.drift.counts)
     assert one_by_one.drift.counts.sum() == 4 * len(fitted.X)
+    assert one_by_one.class_counts is not None and batched.class_counts is not None
     assert np.array_equal(one_by_one.class_counts, batched.class_counts)
