@@ -5,7 +5,8 @@ A model directory holds one of
 - `model.joblib` — joblib/pickle. Loading a pickle runs code from the file: pin its sha256.
 - `model.skops` — skops' format, loaded without running code; types outside skops' trusted set
   must be named with `--skops-trusted` (skops explains why each one is risky).
-- an MLflow model (`MLmodel` with a `sklearn` flavor), as `modeldeploy fetch models:/...` writes it.
+- an MLflow model (`MLmodel` with a `sklearn` flavor), as `modeldeploy fetch models:/...` writes it;
+- else its only `.joblib`/`.pkl`/`.pickle`/`.skops` file (a volume served in place).
 
 Input checks the HTTP layer cannot do without the model (feature count, NaN/inf) live here, so the
 estimator is called with `assume_finite` and `skip_parameter_validation`: scikit-learn's own
@@ -34,6 +35,7 @@ JOBLIB_FILE = "model.joblib"
 SKOPS_FILE = "model.skops"
 MLFLOW_FILE = "MLmodel"
 MODEL_FILES = (JOBLIB_FILE, SKOPS_FILE)
+MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
 
 Method = Literal["predict", "predict_proba"]
 Task = Literal["classification", "regression", "other"]
@@ -78,9 +80,16 @@ def locate_artifact(model_dir: Path) -> Path:
     mlmodel = model_dir / MLFLOW_FILE
     if mlmodel.is_file():
         return _mlflow_artifact(mlmodel)
+    # A volume mounted as it is (pvc://CLAIM/PATH/iris-v2.joblib): its one model file, if unique.
+    candidates = sorted(
+        p for p in model_dir.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES
+    )
+    if len(candidates) == 1:
+        return candidates[0]
     present = sorted(p.name for p in model_dir.iterdir())
     raise ModelLoadError(
-        f"no {JOBLIB_FILE}, {SKOPS_FILE} or MLflow {MLFLOW_FILE} in {model_dir} "
+        f"no {JOBLIB_FILE}, {SKOPS_FILE}, MLflow {MLFLOW_FILE} or single "
+        f"{'/'.join(MODEL_SUFFIXES)} file in {model_dir} "
         f"(it holds: {', '.join(present) or 'nothing'})"
     )
 

@@ -45,6 +45,21 @@ def test_missing_and_unloadable_artifacts(tmp_path: Path) -> None:
         ServedModel.load(tmp_path)
 
 
+def test_a_single_model_file_of_another_name_is_found(
+    models: dict[str, Fitted], tmp_path: Path
+) -> None:
+    import joblib
+
+    joblib.dump(models["logistic"].estimator, tmp_path / "iris-v2.pkl")
+    (tmp_path / "reference.json").write_text("{}")
+    assert locate_artifact(tmp_path) == tmp_path / "iris-v2.pkl"
+    joblib.dump(models["ridge"].estimator, tmp_path / "other.joblib")
+    with pytest.raises(ModelLoadError, match="single"):
+        locate_artifact(tmp_path)
+    joblib.dump(models["ridge"].estimator, tmp_path / "model.joblib")
+    assert locate_artifact(tmp_path) == tmp_path / "model.joblib"
+
+
 def test_a_pickle_of_something_without_predict_is_refused(tmp_path: Path) -> None:
     save_model({"not": "a model"}, tmp_path)
     with pytest.raises(ModelLoadError, match="no predict"):
