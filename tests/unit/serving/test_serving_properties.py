@@ -44,7 +44,7 @@ good_rows = st.integers(1, 4).flatmap(
 
 v1_documents = (
     st.fixed_dictionaries(
-        {"instances": good_rows | rows},
+        {"instances": good_rows | rows | st.lists(numbers, max_size=5) | json_values},
         optional={
             "parameters": st.fixed_dictionaries(
                 {"method": st.sampled_from(["predict", "predict_proba", "bogus"])}
