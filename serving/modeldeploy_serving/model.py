@@ -126,7 +126,13 @@ def _load_estimator(path: Path, skops_trusted: tuple[str, ...]) -> Any:
         warnings.simplefilter("always")
         try:
             if _is_skops(path):
-                import skops.io
+                try:
+                    import skops.io
+                except ImportError as e:
+                    raise ModelLoadError(
+                        f"{path} is in skops' format, which needs the skops package: "
+                        "install modeldeploy[skops] (MLflow 3 saves scikit-learn models so)"
+                    ) from e
 
                 untrusted = [
                     t for t in skops.io.get_untrusted_types(file=path) if t not in skops_trusted

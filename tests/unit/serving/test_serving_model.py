@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,15 @@ def test_skops_loads_safely_and_asks_for_untrusted_types(
     trusted = ServedModel.load(forest_dir, skops_trusted=("sklearn.tree._tree.Tree",))
     X = models["forest"].X
     assert np.array_equal(trusted.predict(X), models["forest"].estimator.predict(X))
+
+
+def test_skops_without_the_extra_is_named(
+    models: dict[str, Fitted], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skops.io.dump(models["logistic"].estimator, tmp_path / "model.skops")
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    with pytest.raises(ModelLoadError, match=r"modeldeploy\[skops\]"):
+        ServedModel.load(tmp_path)
 
 
 def test_mlflow_layout_is_found_through_mlmodel(models: dict[str, Fitted], tmp_path: Path) -> None:
