@@ -2,8 +2,8 @@
 # The model server and storage initializer: `modeldeploy serve` / `modeldeploy fetch` with the
 # base package and the [serve] extra (scikit-learn, uvicorn; no kopf). Build from the root:
 #   docker build -f images/server.Dockerfile -t ghcr.io/modeldeploy/modeldeploy-server:0.1.0 .
-# Object stores need their extra too: --build-arg EXTRAS=serve,s3 (boto3) or serve,gcs or
-# serve,skops. The operator runs the pods as user 65532 with a read-only root filesystem.
+# Object stores need their extra too: --build-arg EXTRAS=serve,s3 (boto3) or serve,gcs. The
+# operator runs the pods as user 65532 with a read-only root filesystem.
 
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 

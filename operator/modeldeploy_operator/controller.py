@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
 Key = tuple[str, str]  # (namespace, ModelDeployment name)
 STARTUP_ATTEMPTS = 30
 PEERING_POLL_SECONDS = 2.0
+OPTIONAL_GROUPS = frozenset({"gateway.networking.k8s.io", "monitoring.coreos.com", "keda.sh"})
 
 # Children are watched by the label every child carries; the watch sees only our objects.
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
@@ -119,6 +121,7 @@ class Controller:
         self._client: KubeClient | None = None
         self._reconciler: Reconciler | None = None
         self._started = False
+        self._background: set[asyncio.Task[None]] = set()
         self.identity = own_identity()
         # Set while this replica may reconcile: always when standalone, else per peering.
         self._active = asyncio.Event()
@@ -177,6 +180,13 @@ class Controller:
 
         for group, version, plural in CHILD_RESOURCES:
             self._register_child(group, version, plural)
+
+        @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=reg)
+        async def crd_event(event: kopf.RawEvent, **_: Any) -> None:
+            # Prometheus Operator, Gateway API or KEDA installed or removed while we run.
+            group = event["object"].get("spec", {}).get("group")
+            if group in OPTIONAL_GROUPS and self._started:
+                self._spawn(self._rediscover())
 
         @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=reg)
         async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
@@ -279,6 +289,25 @@ class Controller:
                     self.view.pods.setdefault(key, {})[body["metadata"]["name"]] = _slim_pod(body)
         for key in list(self.view.models):
             self.queue.add(key)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _rediscover(self) -> None:
+        """Discovery trails a CRD's establishment a little: look now and once more shortly."""
+        assert self._reconciler is not None
+        for delay in (1.0, 5.0):
+            await asyncio.sleep(delay)
+            try:
+                changed = await self._reconciler.discover_optional_kinds()
+            except ApiError as err:
+                log.warning("could not list API resources: %s", err)
+                continue
+            if changed:
+                for key in list(self.view.models):
+                    self.queue.add(key)
 
     async def _resync(self) -> None:
         """A periodic full pass catches anything a missed event would otherwise leave stale."""

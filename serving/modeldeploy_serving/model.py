@@ -131,7 +131,7 @@ def _load_estimator(path: Path, skops_trusted: tuple[str, ...]) -> Any:
                 except ImportError as e:
                     raise ModelLoadError(
                         f"{path} is in skops' format, which needs the skops package: "
-                        "install modeldeploy[skops] (MLflow 3 saves scikit-learn models so)"
+                        "install modeldeploy[serve] (MLflow 3 saves scikit-learn models so)"
                     ) from e
 
                 untrusted = [

@@ -70,7 +70,14 @@ def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterato
     finally:
         env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
         subprocess.run([str(ROOT / "cluster" / "platform-crds.sh"), "apply"], check=True, env=env)
-        eventually(lambda: not undiscoverable(), timeout=30, what="monitoring.coreos.com served")
+
+        def served() -> bool:
+            found = kube.run("get", "--raw", "/apis/monitoring.coreos.com/v1", check=False)
+            return all(
+                f'"name":"{plural}"' in found for plural in ("podmonitors", "prometheusrules")
+            )
+
+        eventually(served, timeout=30, what="PodMonitor and PrometheusRule served")
         if not operator.running:
             operator.start()
 

@@ -90,7 +90,7 @@ def test_skops_without_the_extra_is_named(
 ) -> None:
     skops.io.dump(models["logistic"].estimator, tmp_path / "model.skops")
     monkeypatch.setitem(sys.modules, "skops.io", None)
-    with pytest.raises(ModelLoadError, match=r"modeldeploy\[skops\]"):
+    with pytest.raises(ModelLoadError, match=r"modeldeploy\[serve\]"):
         ServedModel.load(tmp_path)
 
 
