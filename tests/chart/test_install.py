@@ -21,24 +21,9 @@ from tests.support.audit import AUDIT_LOG
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.helm import CHART
 from tests.support.kube import Kubectl, KubectlError, eventually
+from tests.support.models import model
 
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
-
-
-def model(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "modeldeploy.dev/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {
-                "format": "sklearn",
-                "version": "1",
-                "storageUri": f"http://models.example.org/{name}/1/model.joblib",
-            },
-            "replicas": 1,
-        },
-    }
 
 
 def audit_events(offset: int, user: str, namespace: str) -> list[dict[str, Any]]:
@@ -238,7 +223,7 @@ def test_the_operator_as_the_charts_service_account_serves_a_model(
     offset = AUDIT_LOG.stat().st_size
     operator = release.operator(models_namespace, tmp_path, f"--peering={release.cluster_name}")
     models = kube.in_namespace(models_namespace)
-    models.apply(model("iris"))
+    models.apply(model("iris", replicas=1))
 
     def ready() -> bool:
         md = models.get("md", "iris") or {}
@@ -270,7 +255,7 @@ def test_without_patch_on_deployments_the_operator_gets_403(
     )
     offset = AUDIT_LOG.stat().st_size
     operator = release.operator(models_namespace, tmp_path)
-    models.apply(model("iris"))
+    models.apply(model("iris", replicas=1))
 
     def forbidden_patch() -> list[str]:
         return [d for d in denied(audit_events(offset, release.user, models_namespace))
