@@ -68,7 +68,8 @@ class ClusterView:
     pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def children_of(self, key: Key) -> dict[tuple[str, str], dict[str, Any]]:
-        return self.children.get(key, {})
+        # Stored, so what a pass applies is known to the next pass before the watch echoes it.
+        return self.children.setdefault(key, {})
 
     def pods_of(self, key: Key) -> list[dict[str, Any]]:
         return list(self.pods.get(key, {}).values())
