@@ -67,7 +67,9 @@ build() {
   # half-written binary that a later run would take for a finished one.
   local tmp
   tmp=$(mktemp -d "$out/.build.XXXXXX")
-  if ! (cd "$MODULES/$module" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; then
+  # -buildvcs=false: the consumer modules live in our git checkout; stamping it is pointless
+  # and fails on checkouts owned by another user.
+  if ! (cd "$MODULES/$module" && go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; then
     rm -rf "$tmp"
     local hint
     hint=$(grep -m1 -E 'dial tcp|no such host|proxy|not found|cannot find' "$log" || tail -1 "$log")
