@@ -45,11 +45,6 @@ PATHS
 
 preflight() {
   command -v go >/dev/null || die "the Go toolchain is missing: install Go >= 1.24 (https://go.dev/doc/install) and retry"
-  local proxy
-  proxy=$(go env GOPROXY | cut -d, -f1)
-  if [[ $proxy == http* ]] && ! curl -fsS -o /dev/null --max-time 15 "$proxy/k8s.io/kubernetes/@v/$KUBE_VERSION.info"; then
-    die "cannot reach the Go module proxy $proxy (needed once, to download the Kubernetes sources)"
-  fi
 }
 
 # build COMPONENT VERSION OUTDIR MODULE_DIR LDFLAGS PACKAGE...
@@ -71,9 +66,10 @@ build() {
   # and fails on checkouts owned by another user.
   if ! (cd "$MODULES/$module" && go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; then
     rm -rf "$tmp"
-    local hint
-    hint=$(grep -m1 -E 'dial tcp|no such host|proxy|not found|cannot find' "$log" || tail -1 "$log")
-    die "building $name $version failed: $hint (full log: $log)"
+    if grep -q -E 'dial tcp|no such host|i/o timeout|connection refused|TLS handshake' "$log"; then
+      die "cannot reach the Go module proxy ($(go env GOPROXY)) to download $name $version's sources; it is needed once (full log: $log)"
+    fi
+    die "building $name $version failed: $(grep -m1 -E 'error|cannot|not found' "$log" || tail -1 "$log") (full log: $log)"
   fi
   mv "$tmp"/* "$out"/ && rmdir "$tmp"
   echo "built $name $version in $((SECONDS - start))s"
