@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
+# A machine without kubectl gets the one cluster/build.sh builds from the same Kubernetes module.
+KUBE_BIN := $(shell cluster/build.sh paths | sed -n 's|^KUBE_APISERVER=\(.*\)/kube-apiserver$$|\1|p')
+export PATH := $(PATH):$(KUBE_BIN)
 
 .PHONY: help install cluster-up cluster-down cluster-tools test test-unit demo run bench bench-serving crds lint e2e-kind images
 
