@@ -266,18 +266,6 @@ class KubeClient:
             content_type="application/merge-patch+json",
         )
 
-    async def patch(
-        self, kind: ResourceKind, namespace: str, name: str, patch: Manifest
-    ) -> Manifest | None:
-        return await self._write(
-            "patch",
-            kind.plural,
-            "PATCH",
-            kind.path(namespace, name),
-            body=patch,
-            content_type="application/merge-patch+json",
-        )
-
     async def delete(self, kind: ResourceKind, namespace: str | None, name: str) -> None:
         await self._write(
             "delete",

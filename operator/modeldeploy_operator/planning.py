@@ -114,10 +114,6 @@ def _settled(health: dict[str, DeploymentHealth], template: ServingTemplate) -> 
     return observed is not None and observed.rolled_out
 
 
-def _seconds(text: str) -> float:
-    return parse_duration(text)
-
-
 def plan_tracks(
     md: ModelDeployment,
     health: dict[str, DeploymentHealth],
@@ -263,7 +259,7 @@ def _switch_over(
     if _settled(health, target):
         return _promote(target, replicas, "all replicas ready (strategy Immediate)", None)
     started = _started(md, target, now)
-    deadline = _seconds(md.spec.rollout.progress_deadline)
+    deadline = parse_duration(md.spec.rollout.progress_deadline)
     if (now - started).total_seconds() > deadline:
         observed = health.get(target.model.version)
         detail = observed.explain() if observed else "no Deployment"
@@ -361,8 +357,8 @@ def _canary(
 
     canary_health = health.get(target.model.version)
     elapsed = (now - (state.step_started_at or now)).total_seconds()
-    deadline = _seconds(spec.progress_deadline)
-    interval = _seconds(spec.step_interval)
+    deadline = parse_duration(spec.progress_deadline)
+    interval = parse_duration(spec.step_interval)
     analysis_due = False
     requeue = RECHECK_SECONDS
 

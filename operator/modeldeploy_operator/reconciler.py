@@ -242,9 +242,8 @@ class Reconciler:
         stable_version = (plan.stable or plan.target).model.version
         canary = plan.canary_track
         canary_version = canary.version if canary is not None else None
-        weight = plan.rollout.weight or 0 if canary is not None else 0
-        if canary is not None and plan.rollout.canary is None:
-            weight = 0  # a plain switch-over: the new version waits with no traffic
+        # 0 while a new version warms up (also for a plain switch-over), else the step's weight.
+        weight = (plan.rollout.weight or 0) if canary is not None else 0
         mirror = md.spec.traffic.mirror_percent if canary is not None and weight < 100 else 0
         selected = router.selected_versions(stable_version, canary_version, weight)
         children = desired_children(md, plan.tracks, self.context, selected)
