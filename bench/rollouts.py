@@ -13,7 +13,6 @@ import itertools
 import json
 import os
 import platform
-import socket
 import statistics
 import sys
 import time
@@ -27,17 +26,12 @@ sys.path.insert(0, str(ROOT))
 from tests.support.kube import Kubectl  # noqa: E402
 from tests.support.models import model  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
 RESULTS = ROOT / "bench" / "results" / "rollouts.md"
 INTERVAL = 2.0
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def statuses(k: Kubectl, prefix: str) -> dict[str, dict[str, Any]]:
@@ -94,7 +88,7 @@ def rollback_times(k: Kubectl, n: int) -> list[float]:
         "steps": [50],
         "stepInterval": f"{INTERVAL:g}s",
         "analysis": {
-            "prometheusUrl": f"http://127.0.0.1:{closed_port()}",
+            "prometheusUrl": f"http://127.0.0.1:{free_port()}",
             "successRate": {"min": 99},
             "maxFailedChecks": 1,
         },

@@ -5,7 +5,6 @@ runs here); the Gateway API router's HTTPRoute is checked as an object the apise
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,14 +16,9 @@ from modeldeploy_operator import naming
 from tests.support.kube import Kubectl, eventually
 from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
+from tests.support.ports import free_port
 
 PLUGIN = Path(sys.executable).parent / "kubectl-modeldeploy"
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def status(k: Kubectl, name: str) -> dict[str, Any]:
@@ -74,7 +68,7 @@ def test_failing_analysis_rolls_back_and_reports_failed(
         "steps": [20, 40],
         "stepInterval": "1s",
         "analysis": {
-            "prometheusUrl": f"http://127.0.0.1:{closed_port()}",
+            "prometheusUrl": f"http://127.0.0.1:{free_port()}",
             "successRate": {"min": 99},
             "maxFailedChecks": 2,
         },

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from tests.prometheus.failing_model import ExplodingClassifier
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus")
@@ -52,13 +52,6 @@ pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.skipif(PROMETHEUS is None, reason="the prometheus binary (Debian: prometheus)"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_until(what: str, check: Callable[[], bool], timeout: float, logs: list[Path]) -> None:
@@ -171,10 +164,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     rules_file = tmp / "rules.yaml"
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
 
-    ports = {"1": _free_port(), "2": _free_port()}
+    ports = {"1": free_port(), "2": free_port()}
     config = tmp / "prometheus.yml"
     config.write_text(yaml.safe_dump(_prometheus_config(md, ports, rules_file)))
-    prometheus_port = _free_port()
+    prometheus_port = free_port()
 
     procs: list[subprocess.Popen[bytes]] = []
     logs: list[Path] = []

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from modeldeploy_operator.rollout.analysis import (
 )
 
 from tests.prometheus.analysis_exporter import HEALTHY_CLASSES, SHIFTED_CLASSES
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus")
@@ -60,13 +60,6 @@ SPEC = AnalysisSpec.model_validate(
         "drift": {"maxPsi": 0.1},
     }
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _query(url: str, promql: str) -> float | None:
@@ -113,7 +106,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             ],
         }
         (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = _free_port()
+        port = free_port()
         log = (work / "prometheus.log").open("wb")
         server = subprocess.Popen(
             [

@@ -20,7 +20,8 @@ from modeldeploy_serving.fetch import FetchOptions, fetch
 from modeldeploy_serving.model import ServedModel
 from sklearn.datasets import load_iris
 
-from tests.serving.process import ServerProcess, free_port
+from tests.serving.process import ServerProcess
+from tests.support.ports import free_port
 
 X, _ = load_iris(return_X_y=True)
 

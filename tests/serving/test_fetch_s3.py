@@ -20,7 +20,7 @@ from moto import server as moto_server
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from tests.serving.process import free_port
+from tests.support.ports import free_port
 
 X, Y = load_iris(return_X_y=True)
 MODEL = LogisticRegression(max_iter=1000).fit(X, Y)
