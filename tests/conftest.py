@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.kube import Kubectl
+from tests.support.kube import TEST_PREFIX, Kubectl
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
@@ -52,7 +52,7 @@ def kube(kubeconfig: Path) -> Kubectl:
 @pytest.fixture
 def namespace(kube: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
-    name = f"t-{base}-{uuid.uuid4().hex[:6]}"
+    name = f"{TEST_PREFIX}-{base}-{uuid.uuid4().hex[:6]}"
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     yield name
     kube.delete("namespace", name)

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 Manifest = dict[str, Any]
+# Namespaces a test run owns are `<prefix>-*`; runs with different prefixes (set
+# MODELDEPLOY_TEST_PREFIX) share one cluster without their operators touching each other.
+TEST_PREFIX = os.environ.get("MODELDEPLOY_TEST_PREFIX", "t")
 
 
 class KubectlError(RuntimeError):

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.kube import TEST_PREFIX
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,10 +25,10 @@ def _die_with_parent() -> None:
 
 class OperatorProcess:
     def __init__(
-        self, kubeconfig: Path, log_path: Path, *extra_args: str, namespaces: str = "t-*"
+        self, kubeconfig: Path, log_path: Path, *extra_args: str, namespaces: str = f"{TEST_PREFIX}-*"
     ) -> None:
-        """`namespaces`: a glob; tests own `t-*` (see tests/conftest.py), so operators of other
-        runs on the same cluster never reconcile the same objects."""
+        """`namespaces`: a glob; tests own `<TEST_PREFIX>-*` (see tests/conftest.py), so operators
+        of other runs on the same cluster never reconcile the same objects."""
         self.kubeconfig = kubeconfig
         self.namespaces = namespaces
         self.log_path = log_path
