@@ -15,14 +15,14 @@ import asyncio
 import fnmatch
 import logging
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import kopf
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, load_credentials
+from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, load_credentials
 from modeldeploy_operator.peering import (
     CLUSTER_PEERING,
     NAMESPACED_PEERING,
@@ -32,13 +32,13 @@ from modeldeploy_operator.peering import (
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
+from modeldeploy_operator.view import ClusterView, Key, owner_key
 from modeldeploy_operator.workqueue import WorkQueue
 
 log = logging.getLogger("modeldeploy.controller")
 
 GROUP = "modeldeploy.dev"
 MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
-Key = tuple[str, str]  # (namespace, ModelDeployment name)
 STARTUP_ATTEMPTS = 30
 PEERING_POLL_SECONDS = 2.0
 OPTIONAL_GROUPS = frozenset({"gateway.networking.k8s.io", "monitoring.coreos.com", "keda.sh"})
@@ -55,61 +55,6 @@ CHILD_RESOURCES: tuple[tuple[str, str, str], ...] = (
     ("monitoring.coreos.com", "v1", "prometheusrules"),
     ("keda.sh", "v1alpha1", "scaledobjects"),
 )
-
-
-@dataclass
-class ClusterView:
-    """The latest bodies the watches delivered, for ModelDeployments and their children."""
-
-    models: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    # (namespace, model) -> {(kind, name): body}
-    children: dict[Key, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
-    # (namespace, model) -> {pod name: body}
-    pods: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
-
-    def children_of(self, key: Key) -> dict[tuple[str, str], dict[str, Any]]:
-        # Stored, so what a pass applies is known to the next pass before the watch echoes it.
-        return self.children.setdefault(key, {})
-
-    def pods_of(self, key: Key) -> list[dict[str, Any]]:
-        return list(self.pods.get(key, {}).values())
-
-
-def owner_key(body: dict[str, Any]) -> Key | None:
-    meta = body.get("metadata", {})
-    model = meta.get("labels", {}).get(naming.LABEL_MODEL)
-    namespace = meta.get("namespace")
-    return (namespace, model) if model and namespace else None
-
-
-def is_older(body: dict[str, Any], held: dict[str, Any] | None) -> bool:
-    """Whether `body` predates `held`. resourceVersions are opaque strings, but etcd-backed ones
-    are increasing integers; anything else is never treated as older."""
-    if held is None:
-        return False
-    new, old = (
-        body["metadata"].get("resourceVersion", ""),
-        held["metadata"].get("resourceVersion", ""),
-    )
-    return new.isdigit() and old.isdigit() and int(new) < int(old)
-
-
-def _slim_pod(body: dict[str, Any]) -> dict[str, Any]:
-    """Pods are numerous; keep only what status needs."""
-    meta = body.get("metadata", {})
-    status = body.get("status", {})
-    return {
-        "metadata": {
-            "name": meta.get("name"),
-            "labels": meta.get("labels", {}),
-            "deletionTimestamp": meta.get("deletionTimestamp"),
-        },
-        "status": {
-            "phase": status.get("phase"),
-            "initContainerStatuses": status.get("initContainerStatuses", []),
-            "containerStatuses": status.get("containerStatuses", []),
-        },
-    }
 
 
 class Controller:
@@ -169,13 +114,11 @@ class Controller:
             body: dict[str, Any] = dict(event["object"])
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
             if event["type"] == "DELETED":
-                self.view.models.pop(key, None)
-            elif is_older(body, self.view.models.get(key)):
+                self.view.forget_model(key)
+            elif not self.view.remember_model(body):
                 # The reconciler already holds a newer body (the answer to its own status
                 # patch); acting on this one would repeat a rollout step.
                 return
-            else:
-                self.view.models[key] = body
             self.queue.add(key)
             MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
 
@@ -195,17 +138,10 @@ class Controller:
             key = owner_key(body)
             if key is None:
                 return
-            pods = self.view.pods.setdefault(key, {})
-            name = body["metadata"]["name"]
             if event["type"] == "DELETED":
-                pods.pop(name, None)
-                if not pods:
-                    self.view.pods.pop(key, None)
-            else:
-                before = pods.get(name)
-                pods[name] = _slim_pod(body)
-                if before == pods[name]:
-                    return
+                self.view.forget_pod(key, body["metadata"]["name"])
+            elif not self.view.remember_pod(key, body):
+                return
             self.queue.add(key)
 
     def _register_child(self, group: str, version: str, plural: str) -> None:
@@ -215,16 +151,10 @@ class Controller:
             key = owner_key(body)
             if key is None:
                 return
-            children = self.view.children.setdefault(key, {})
-            ident = (body["kind"], body["metadata"]["name"])
             if event["type"] == "DELETED":
-                children.pop(ident, None)
-                if not children:
-                    self.view.children.pop(key, None)
-            elif is_older(body, children.get(ident)):
+                self.view.forget_child(key, (body["kind"], body["metadata"]["name"]))
+            elif not self.view.remember_child(key, body):
                 return  # the reconciler already holds its own newer write
-            else:
-                children[ident] = body
             self.queue.add(key)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -240,16 +170,16 @@ class Controller:
         for attempt in range(STARTUP_ATTEMPTS):
             try:
                 await self._reconciler.discover_optional_kinds()
-                await self._prime_view()
+                await self._relist()
                 break
             except ApiError as err:
                 if (err.status != 429 and err.status < 500) or attempt == STARTUP_ATTEMPTS - 1:
                     raise
                 log.info("apiserver not ready (%s); retrying", err)
-                self.view.children.clear()
-                self.view.models.clear()
-                self.view.pods.clear()
+                self.view.clear()
                 await asyncio.sleep(1)
+        for key in list(self.view.models):
+            self.queue.add(key)
         self._tasks.append(asyncio.create_task(self.queue.run_timers(), name="queue-timers"))
         for i in range(self.settings.workers):
             self._tasks.append(
@@ -260,7 +190,11 @@ class Controller:
             self._tasks.append(asyncio.create_task(self._follow_peering(), name="peering"))
         self._started = True
 
-    async def _prime_view(self) -> None:
+    async def _relist(self) -> set[Key]:
+        """Make the view agree with the API: list every ModelDeployment, child and pod in scope.
+        Run before any worker starts (a restarted operator must see the children it made, or it
+        would re-create them) and on every resync, so that an update the watches missed or a
+        stale write answer can never stay in the view. The keys whose bodies changed."""
         assert self._client is not None and self._reconciler is not None
         selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
         # Exact names are listed one by one; patterns (kopf accepts globs such as `team-*`)
@@ -273,23 +207,32 @@ class Controller:
             namespace = body["metadata"].get("namespace", "")
             return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
 
+        models: list[dict[str, Any]] = []
+        children: list[dict[str, Any]] = []
+        pods: list[dict[str, Any]] = []
+        versions: list[str] = []
+
+        client = self._client
+
+        async def collect(
+            into: list[dict[str, Any]], kind: ResourceKind, scope: str | None, sel: str | None
+        ) -> None:
+            items, version = await client.list_with_version(kind, scope, sel)
+            into.extend(filter(wanted, items))
+            versions.append(version)
+
         for scope in scopes:
             for kind in self._reconciler.watched_kinds():
-                for body in filter(wanted, await self._client.list(kind, scope, selector)):
-                    key = owner_key(body)
-                    if key is not None:
-                        ident = (body["kind"], body["metadata"]["name"])
-                        self.view.children.setdefault(key, {})[ident] = body
-            for body in filter(wanted, await self._client.list(MODEL_KIND, scope)):
-                meta = body["metadata"]
-                self.view.models[(meta["namespace"], meta["name"])] = body
-            pod_kind = self._reconciler.pod_kind
-            for body in filter(wanted, await self._client.list(pod_kind, scope, selector)):
-                key = owner_key(body)
-                if key is not None:
-                    self.view.pods.setdefault(key, {})[body["metadata"]["name"]] = _slim_pod(body)
-        for key in list(self.view.models):
-            self.queue.add(key)
+                await collect(children, kind, scope, selector)
+            await collect(models, MODEL_KIND, scope, None)
+            await collect(pods, self._reconciler.pod_kind, scope, selector)
+        # Objects missing from a listing are dropped unless created after it; with several
+        # lists, "after" must mean after the earliest of them.
+        numeric = [int(v) for v in versions if v.isdigit()]
+        listed_version = str(min(numeric)) if numeric else ""
+        changed = self.view.replace_from_listing(models, children, pods, listed_version)
+        MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
+        return changed
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -320,7 +263,16 @@ class Controller:
                 await self._reconciler.discover_optional_kinds()
             except ApiError as err:
                 log.warning("could not list API resources: %s", err)
-            for key in list(self.view.models):
+            # The API, not the view, is the judge: a status update the watches never delivered
+            # (or a stale write answer) is repaired here.
+            try:
+                changed = await self._relist()
+            except (ApiError, aiohttp.ClientError, TimeoutError) as err:
+                log.warning("could not re-list the watched objects: %s", err)
+                changed = set()
+            if changed:
+                log.info("re-list found %d models out of date in the view", len(changed))
+            for key in [*self.view.models, *changed]:
                 self.queue.add(key)
 
     async def _follow_peering(self) -> None:

@@ -217,6 +217,28 @@ class KubeClient:
     async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
         return await self._request("GET", kind.path(namespace, name))
 
+    async def list_with_version(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[Manifest], str]:
+        """The items and the list's resourceVersion (the point in history it shows)."""
+        params = {"labelSelector": label_selector} if label_selector else {}
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        result = await self._request("GET", kind.path(namespace), params=params)
+        if not result:
+            return [], ""
+        # List items carry no kind; watch events do. Make both look alike.
+        item_kind = str(result.get("kind", "")).removesuffix("List")
+        items: list[Manifest] = result.get("items", [])
+        for item in items:
+            item.setdefault("kind", item_kind)
+            item.setdefault("apiVersion", result.get("apiVersion"))
+        return items, str(result.get("metadata", {}).get("resourceVersion", ""))
+
     async def list(
         self,
         kind: ResourceKind,
@@ -224,18 +246,7 @@ class KubeClient:
         label_selector: str | None = None,
         field_selector: str | None = None,
     ) -> list[Manifest]:
-        params = {"labelSelector": label_selector} if label_selector else {}
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        result = await self._request("GET", kind.path(namespace), params=params)
-        if not result:
-            return []
-        # List items carry no kind; watch events do. Make both look alike.
-        item_kind = str(result.get("kind", "")).removesuffix("List")
-        items: list[Manifest] = result.get("items", [])
-        for item in items:
-            item.setdefault("kind", item_kind)
-            item.setdefault("apiVersion", result.get("apiVersion"))
+        items, _ = await self.list_with_version(kind, namespace, label_selector, field_selector)
         return items
 
     async def apply(self, manifest: Manifest) -> Manifest | None:

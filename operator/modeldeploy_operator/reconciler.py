@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from pydantic import ValidationError
@@ -47,14 +47,11 @@ from modeldeploy_operator.telemetry import (
     ROLLOUTS_IN_PROGRESS,
     forget_rollout_series,
 )
+from modeldeploy_operator.view import ClusterView, Key
 from modeldeploy_operator.workqueue import WorkQueue
-
-if TYPE_CHECKING:
-    from modeldeploy_operator.controller import ClusterView
 
 log = logging.getLogger("modeldeploy.reconciler")
 
-Key = tuple[str, str]
 MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
 POD_KIND = ResourceKind("v1", "pods")
 # Recorded on every child: a change of the desired manifest that "desired ⊆ live" cannot see
@@ -208,12 +205,15 @@ class Reconciler:
         # Children are independent objects: apply them concurrently. Deletions wait until every
         # apply succeeded, so traffic never loses its new target before the old one goes.
         for applied in await asyncio.gather(*(self.client.apply(m) for m in changed)):
+            # Kept for the next pass, so it does not apply again before the watch echoes this
+            # write -- unless the watch already delivered something newer while the other
+            # applies were in flight (a Deployment's ready status): that must not be undone.
             if applied is not None:
-                children[(applied["kind"], applied["metadata"]["name"])] = applied
-        for (kind, name), live in list(children.items()):
+                self.view.remember_child(key, applied)
+        for (kind, name), live in children.items():
             if (kind, name) not in wanted and self._owned_by(live, md):
                 await self.client.delete(kind_of(live), md.metadata.namespace, name)
-                children.pop((kind, name), None)
+                self.view.forget_child(key, (kind, name))
 
         change = compute_status(
             md, plan, health, time.time(), body.get("status") or {}, router_problem,
@@ -354,7 +354,7 @@ class Reconciler:
             )
             if patched is not None:
                 # Take the resourceVersion too: watch events older than this write are then
-                # recognised as stale (controller.is_older) instead of undoing the new status.
+                # recognised as stale (view.is_older) instead of undoing the new status.
                 body["status"] = patched.get("status", change.status)
                 body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
         await asyncio.gather(

@@ -1,0 +1,124 @@
+"""One reconcile pass against a fake API client: what is applied, kept, deleted and reported."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from modeldeploy_operator.kube import ResourceKind
+from modeldeploy_operator.reconciler import Reconciler
+from modeldeploy_operator.settings import OperatorSettings
+from modeldeploy_operator.view import ClusterView, Key
+from modeldeploy_operator.workqueue import WorkQueue
+
+from tests.unit.operator.factories import IMAGE, md_body
+
+Body = dict[str, Any]
+KEY: Key = ("models", "iris")
+
+
+class FakeClient:
+    """Answers like an apiserver: every write gets the next resourceVersion."""
+
+    def __init__(self) -> None:
+        self.versions = itertools.count(100)
+        self.applied: list[Body] = []
+        self.statuses: list[Body] = []
+        self.events: list[tuple[str, str]] = []
+        self.deleted: list[tuple[str, str]] = []
+        # Called with each apply's answer before it is returned (a watch event racing it).
+        self.while_applying: Callable[[Body], None] = lambda _: None
+
+    async def apply(self, manifest: Body) -> Body:
+        self.applied.append(manifest)
+        answer = copy.deepcopy(manifest)
+        answer["metadata"]["resourceVersion"] = str(next(self.versions))
+        answer["metadata"]["generation"] = 1
+        await asyncio.sleep(0)
+        self.while_applying(answer)
+        return answer
+
+    async def patch_status(
+        self, kind: ResourceKind, namespace: str, name: str, status: Body
+    ) -> Body:
+        self.statuses.append(status)
+        return {"metadata": {"resourceVersion": str(next(self.versions))}, "status": status}
+
+    async def post_event(self, involved: Body, reason: str, message: str, warning: bool) -> None:
+        self.events.append((reason, message))
+
+    async def delete(self, kind: ResourceKind, namespace: str | None, name: str) -> None:
+        self.deleted.append((kind.plural, name))
+
+    async def exists(self, kind: ResourceKind) -> bool:
+        return False
+
+
+def ready(deployment: Body, version: int) -> Body:
+    """What the Deployment controller writes once its pods are ready: a newer body."""
+    body = copy.deepcopy(deployment)
+    body["metadata"]["resourceVersion"] = str(version)
+    replicas = body["spec"].get("replicas", 1)
+    body["status"] = {
+        "observedGeneration": body["metadata"]["generation"],
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "readyReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+    return body
+
+
+def reconciler_for(body: Body) -> tuple[Reconciler, FakeClient, ClusterView]:
+    client = FakeClient()
+    view = ClusterView()
+    body["metadata"]["resourceVersion"] = "10"
+    view.remember_model(body)
+    settings = OperatorSettings(server_image=IMAGE)
+    return Reconciler(client, view, WorkQueue(), settings), client, view  # type: ignore[arg-type]
+
+
+def test_a_ready_status_delivered_while_other_children_are_applied_is_kept() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1))
+
+    def deployment_becomes_ready(answer: Body) -> None:
+        # The watch delivers the Deployment's ready status while the Services are still being
+        # applied: newer than the apply answer that gather() hands back afterwards.
+        if answer["kind"] == "Deployment":
+            view.remember_child(KEY, ready(answer, 10_000))
+
+    client.while_applying = deployment_becomes_ready
+    asyncio.run(reconciler.reconcile(KEY))
+    client.while_applying = lambda _: None
+    asyncio.run(reconciler.reconcile(KEY))
+
+    deployment = view.children_of(KEY)[("Deployment", "iris-v1")]
+    assert deployment["status"]["readyReplicas"] == 1
+    assert client.statuses[-1]["phase"] == "Ready"
+
+
+def test_an_older_apply_answer_never_replaces_a_newer_child() -> None:
+    reconciler, _, view = reconciler_for(md_body(replicas=1))
+    asyncio.run(reconciler.reconcile(KEY))
+    deployment = view.children_of(KEY)[("Deployment", "iris-v1")]
+    view.remember_child(KEY, ready(deployment, 10_000))
+
+    stale = copy.deepcopy(deployment)
+    assert not view.remember_child(KEY, stale)
+    assert view.children_of(KEY)[("Deployment", "iris-v1")]["status"]["readyReplicas"] == 1
+
+
+def test_steady_state_makes_no_writes() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1))
+    client.while_applying = lambda answer: (
+        view.remember_child(KEY, ready(answer, 10_000)) if answer["kind"] == "Deployment" else None
+    )
+    asyncio.run(reconciler.reconcile(KEY))
+    asyncio.run(reconciler.reconcile(KEY))
+    writes = (len(client.applied), len(client.statuses), len(client.deleted))
+
+    asyncio.run(reconciler.reconcile(KEY))
+    assert (len(client.applied), len(client.statuses), len(client.deleted)) == writes
