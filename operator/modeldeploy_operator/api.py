@@ -181,30 +181,33 @@ Quantity = Annotated[
 ]
 
 
-def _duration_rule(path: str) -> Rule:
-    """Durations are bounded to 1s..24h; CEL's duration() both parses and compares them."""
+def _duration_rule(path: str, minimum: str = "1s") -> Rule:
+    """Durations are bounded to minimum..24h; CEL's duration() both parses and compares them."""
     # The pattern guard keeps a malformed value to the schema's own error, without a second
     # "type conversion error" from duration().
     return Rule(
         "!self.matches('" + DURATION_PATTERN.replace("\\", "\\\\") + "')"
-        " || (duration(self) >= duration('1s') && duration(self) <= duration('24h'))",
-        f"{path} must be between 1s and 24h",
+        f" || (duration(self) >= duration('{minimum}') && duration(self) <= duration('24h'))",
+        f"{path} must be between {minimum} and 24h",
     )
 
 
-def _duration_field(default: str | None, *, description: str, path: str) -> Any:
+def _duration_field(
+    default: str | None, *, description: str, path: str, minimum: str = "1s"
+) -> Any:
     return Field(
         default=default,
         description=description,
         pattern=DURATION_PATTERN,
         max_length=32,
-        json_schema_extra=cel_rules(_duration_rule(path)),
+        json_schema_extra=cel_rules(_duration_rule(path, minimum)),
     )
 
 
-def _check_duration_range(value: str | None, path: str) -> None:
+def _check_duration_range(value: str | None, path: str, minimum: str = "1s") -> None:
     if value is not None:
-        _duration_rule(path).require(1.0 <= parse_duration(value) <= 86400.0)
+        seconds = parse_duration(value)
+        _duration_rule(path, minimum).require(parse_duration(minimum) <= seconds <= 86400.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -755,6 +758,14 @@ class RolloutSpec(SpecModel):
         "the rollout fails and rolls back; also the Deployments' progress deadline.",
         path="spec.rollout.progressDeadline",
     )
+    scale_down_delay: str = _duration_field(
+        "30s",
+        description="How long a version that no longer receives traffic (the old stable after "
+        "promotion, a rolled-back canary) keeps running before its Deployment is deleted, so "
+        "that routers and endpoints have moved every request off it (0s: at once).",
+        path="spec.rollout.scaleDownDelay",
+        minimum="0s",
+    )
     paused: bool = Field(
         default=False, description="Hold the rollout at its current step (GitOps-friendly pause)."
     )
@@ -774,6 +785,7 @@ class RolloutSpec(SpecModel):
     def _rules(self) -> RolloutSpec:
         _check_duration_range(self.step_interval, "spec.rollout.stepInterval")
         _check_duration_range(self.progress_deadline, "spec.rollout.progressDeadline")
+        _check_duration_range(self.scale_down_delay, "spec.rollout.scaleDownDelay", "0s")
         return self
 
 

@@ -22,12 +22,18 @@ import aiohttp
 from pydantic import ValidationError
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.api import AnalysisResult, ModelDeployment
+from modeldeploy_operator.api import AnalysisResult, ModelDeployment, parse_duration
 from modeldeploy_operator.api import TrafficRouter as TrafficRouterKind
 from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
-from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, kind_of
+from modeldeploy_operator.kube import (
+    KINDS,
+    ApiError,
+    KubeClient,
+    ResourceKind,
+    kind_of,
+)
 from modeldeploy_operator.monitoring import desired_monitoring
 from modeldeploy_operator.monitoring.keda import desired_scaled_object, scale_to_zero
 from modeldeploy_operator.planning import Outcome, Plan, Routing, plan_tracks
@@ -102,6 +108,9 @@ class Reconciler:
         self._rolling_out: set[Key] = set()
         self._http: aiohttp.ClientSession | None = None
         self._exported: dict[Key, set[str]] = {}
+        # Versions out of traffic whose children wait for scaleDownDelay: their deadlines
+        # (monotonic). In memory: a restarted operator waits the full delay again (safe side).
+        self._retiring: dict[Key, dict[str, float]] = {}
 
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
@@ -210,10 +219,7 @@ class Reconciler:
             # applies were in flight (a Deployment's ready status): that must not be undone.
             if applied is not None:
                 self.view.remember_child(key, applied)
-        for (kind, name), live in children.items():
-            if (kind, name) not in wanted and self._owned_by(live, md):
-                await self.client.delete(kind_of(live), md.metadata.namespace, name)
-                self.view.forget_child(key, (kind, name))
+        retire_in = await self._delete_unwanted(key, md, plan, children, wanted)
 
         change = compute_status(
             md, plan, health, time.time(), body.get("status") or {}, router_problem,
@@ -227,7 +233,43 @@ class Reconciler:
         else:
             self._rolling_out.discard(key)
         ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+        if retire_in is not None:
+            return retire_in if plan.requeue_after is None else min(retire_in, plan.requeue_after)
         return plan.requeue_after
+
+    async def _delete_unwanted(
+        self,
+        key: Key,
+        md: ModelDeployment,
+        plan: Plan,
+        children: dict[tuple[str, str], dict[str, Any]],
+        wanted: set[tuple[str, str]],
+    ) -> float | None:
+        """Delete the children no longer wanted. A version that has just stopped receiving
+        traffic (the old stable after promotion, a rolled-back canary) keeps its children for
+        spec.rollout.scaleDownDelay first: gateways and kube-proxy move requests off it only as
+        fast as they learn of the change. The seconds until the next retirement, if any."""
+        live_versions = {track.version for track in plan.tracks}
+        delay = parse_duration(md.spec.rollout.scale_down_delay)
+        now = time.monotonic()
+        held = self._retiring.get(key, {})
+        retiring: dict[str, float] = {}
+        for (kind, name), live in children.items():
+            if (kind, name) in wanted or not self._owned_by(live, md):
+                continue
+            version = live["metadata"].get("labels", {}).get(naming.LABEL_VERSION)
+            if version is not None and version not in live_versions:
+                due = held.get(version, now + delay)
+                if now < due:
+                    retiring[version] = due
+                    continue
+            await self.client.delete(kind_of(live), md.metadata.namespace, name)
+            self.view.forget_child(key, (kind, name))
+        if retiring:
+            self._retiring[key] = retiring
+        else:
+            self._retiring.pop(key, None)
+        return min(retiring.values()) - now if retiring else None
 
     def _router(self, md: ModelDeployment) -> tuple[TrafficRouter, RouterUnavailableError | None]:
         try:
@@ -275,6 +317,7 @@ class Reconciler:
         self._exported[key] = {version}
 
     def forget(self, key: Key) -> None:
+        self._retiring.pop(key, None)
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)
 

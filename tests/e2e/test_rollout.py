@@ -198,3 +198,36 @@ def test_a_newer_version_mid_rollout_restarts_from_stable(
     eventually(restarted, what="v3 at its first step")
     assert status(k, "newer")["stableVersion"] == "1"
     eventually(lambda: k.get("deployment", "newer-v2") is None, what="v2 removed")
+
+
+def test_the_old_version_is_retired_only_after_traffic_has_left_it(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    rollout = {"strategy": "Immediate", "scaleDownDelay": "20s"}
+    k.apply(model("retire", "1", rollout=rollout))
+    wait_ready(k, "retire")
+    k.apply(model("retire", "2", rollout=rollout))
+
+    def promoted() -> bool:
+        svc = k.get("service", "retire")
+        selected = svc["spec"]["selector"].get(naming.LABEL_VERSION) if svc else None
+        return selected == "2" and status(k, "retire").get("stableVersion") == "2"
+
+    eventually(promoted, what="version 2 serves all traffic")
+    # The route has moved; the old version still runs while routers and endpoints catch up.
+    old = k.get("deployment", "retire-v1")
+    assert old is not None and old["metadata"].get("deletionTimestamp") is None
+    assert k.get("service", "retire-v1") is not None
+    eventually(lambda: k.get("deployment", "retire-v1") is None, what="v1 retired")
+    assert k.get("service", "retire-v1") is None
+
+
+def test_serving_pods_pause_before_they_drain(operator: OperatorProcess, k: Kubectl) -> None:
+    """The apiserver accepts the pod's termination sequence as built."""
+    k.apply(model("drain", "1"))
+    wait_ready(k, "drain")
+    [pod] = k.list("pods", f"{naming.LABEL_MODEL}=drain")[:1]
+    [server] = [c for c in pod["spec"]["containers"] if c["name"] == "server"]
+    pause = server["lifecycle"]["preStop"]["sleep"]["seconds"]
+    drain = int(server["args"][server["args"].index("--graceful-timeout") + 1])
+    assert pause > 0 and pod["spec"]["terminationGracePeriodSeconds"] > pause + drain

@@ -6,11 +6,13 @@ about what users see; the operator itself uses its own async client.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,29 @@ class Kubectl:
 
     def delete(self, kind: str, name: str, wait: bool = False) -> None:
         self.run("delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}")
+
+    @contextlib.contextmanager
+    def watch(self, kind: str, name: str, template: str) -> Iterator[list[str]]:
+        """Every state of one object while the block runs, one line per watch event rendered
+        with a kubectl jsonpath `template`: unlike polling, no transient value is missed."""
+        # A field selector, not a name: the object may not exist yet when the watch starts.
+        cmd = ["kubectl", f"--kubeconfig={self.kubeconfig}", "get", kind, "--watch"]
+        cmd.append(f"--field-selector=metadata.name={name}")
+        if self.namespace:
+            cmd.append(f"--namespace={self.namespace}")
+        cmd += ["-o", f'jsonpath={template}{{"\\n"}}']
+        seen: list[str] = []
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        reader = threading.Thread(target=lambda: seen.extend(line.rstrip("\n") for line in stdout))
+        reader.start()
+        try:
+            yield seen
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            reader.join(timeout=10)
 
 
 def eventually(

@@ -32,7 +32,16 @@ class BuildContext:
     # pvc://CLAIM/PATH mounts CLAIM read-only at <root>/CLAIM; the server reads its PATH there.
     pvc_mount_root: str = "/mnt/pvc"
     port: int = 8080
-    termination_grace_period_seconds: int = 30
+    # A terminating pod keeps serving this long (preStop) while endpoints, kube-proxy and
+    # gateways stop sending it requests, then drains in-flight requests for at most
+    # drain_seconds (the server's --graceful-timeout) before the kubelet's grace period ends.
+    pre_stop_seconds: int = 10
+    drain_seconds: int = 20
     revision_history_limit: int = 3
     # Slow model loads (large artifacts, cold caches) get this long before liveness applies.
     startup_timeout_seconds: int = 600
+
+    @property
+    def termination_grace_period_seconds(self) -> int:
+        """Longer than the preStop pause and the drain together, so neither is cut short."""
+        return self.pre_stop_seconds + self.drain_seconds + 5

@@ -12,7 +12,8 @@ Where the artifact comes from (the contract with `modeldeploy fetch` and `modeld
 Pods follow the restricted Pod Security Standard, keep the root filesystem read-only (an emptyDir
 at /tmp is the only scratch space), get the ModelDeployment's name and version from the
 environment (the server labels every metric with them), and are ready only when the model is
-loaded (`/v2/models/<name>/ready`), not merely when the port answers.
+loaded (`/v2/models/<name>/ready`), not merely when the port answers. A terminating pod pauses
+(preStop) before the server drains, so no request routed to it in the meantime is refused.
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ def build_deployment(md: ModelDeployment, plan: TrackPlan, ctx: BuildContext) ->
         model.version,
         "--port",
         str(ctx.port),
+        "--graceful-timeout",
+        str(ctx.drain_seconds),
     ]
     if server.workers is not None:
         serve_args += ["--workers", str(server.workers)]
@@ -191,6 +194,9 @@ def build_deployment(md: ModelDeployment, plan: TrackPlan, ctx: BuildContext) ->
         f"/v2/models/{name}/ready", period=PROBE_PERIOD_SECONDS, failures=3
     )
     serving["livenessProbe"] = _http_probe("/v2/health/live", period=10, failures=3)
+    # Requests still arrive for a moment after a pod starts terminating (endpoint and route
+    # updates propagate); the server keeps answering them until this pause ends.
+    serving["lifecycle"] = {"preStop": {"sleep": {"seconds": ctx.pre_stop_seconds}}}
 
     pod_spec: dict[str, Any] = {
         # The server never talks to the Kubernetes API; a mounted token would only be a risk.

@@ -205,6 +205,8 @@ class TestServerContainer:
             "1.0",
             "--port",
             "8080",
+            "--graceful-timeout",
+            "20",
         ]
         assert server["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
 
@@ -306,6 +308,23 @@ class TestPodSecurity:
         assert pod["automountServiceAccountToken"] is False
         assert pod["enableServiceLinks"] is False
         assert pod["terminationGracePeriodSeconds"] == ctx.termination_grace_period_seconds
+
+
+class TestTermination:
+    def test_a_terminating_pod_keeps_serving_before_it_drains(
+        self, make_md: MakeMd, ctx: BuildContext
+    ) -> None:
+        server = _server(_deployment(make_md(), ctx))
+        assert server["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+
+    def test_the_grace_period_outlasts_the_pause_and_the_drain(self, make_md: MakeMd) -> None:
+        ctx = BuildContext(server_image=IMAGE, pre_stop_seconds=7, drain_seconds=40)
+        deployment = _deployment(make_md(), ctx)
+        server = _server(deployment)
+        pause = server["lifecycle"]["preStop"]["sleep"]["seconds"]
+        drain = int(_arg(server["args"], "--graceful-timeout"))
+        assert (pause, drain) == (7, 40)
+        assert _pod(deployment)["terminationGracePeriodSeconds"] > pause + drain
 
 
 def test_manifests_share_no_mutable_objects(make_md: MakeMd, ctx: BuildContext) -> None:

@@ -8,6 +8,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from modeldeploy_operator import naming
 from modeldeploy_operator.kube import ResourceKind
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
@@ -122,3 +124,46 @@ def test_steady_state_makes_no_writes() -> None:
 
     asyncio.run(reconciler.reconcile(KEY))
     assert (len(client.applied), len(client.statuses), len(client.deleted)) == writes
+
+
+def retired_deployment(version: str) -> Body:
+    """A version's Deployment the plan no longer wants (the stable before a promotion)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": f"iris-v{version}",
+            "namespace": "models",
+            "resourceVersion": "50",
+            "labels": naming.labels_for("iris", version, "stable"),
+            "ownerReferences": [{"uid": md_body()["metadata"]["uid"]}],
+        },
+        "spec": {"replicas": 2},
+    }
+
+
+def test_a_version_out_of_traffic_is_deleted_only_after_the_scale_down_delay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("modeldeploy_operator.reconciler.time.monotonic", lambda: clock[0])
+    body = md_body(replicas=1, rollout={"scaleDownDelay": "30s"})
+    reconciler, client, view = reconciler_for(body)
+    view.remember_child(KEY, retired_deployment("0"))
+
+    asyncio.run(reconciler.reconcile(KEY))
+    clock[0] += 29
+    asyncio.run(reconciler.reconcile(KEY))
+    assert client.deleted == []
+
+    clock[0] += 2
+    asyncio.run(reconciler.reconcile(KEY))
+    assert client.deleted == [("deployments", "iris-v0")]
+    assert ("Deployment", "iris-v0") not in view.children_of(KEY)
+
+
+def test_a_zero_scale_down_delay_deletes_at_once() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1, rollout={"scaleDownDelay": "0s"}))
+    view.remember_child(KEY, retired_deployment("0"))
+    asyncio.run(reconciler.reconcile(KEY))
+    assert client.deleted == [("deployments", "iris-v0")]
