@@ -27,6 +27,9 @@ from modeldeploy_operator import __version__
 from modeldeploy_operator.telemetry import API_WRITES
 
 FIELD_MANAGER = "modeldeploy"
+# Holds spec.replicas of a Deployment while its ownership passes to an autoscaler (the procedure
+# Kubernetes documents for server-side apply: a second manager keeps the field alive).
+HANDOVER_FIELD_MANAGER = "modeldeploy-handover"
 USER_AGENT = f"modeldeploy-operator/{__version__}"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -249,7 +252,9 @@ class KubeClient:
         items, _ = await self.list_with_version(kind, namespace, label_selector, field_selector)
         return items
 
-    async def apply(self, manifest: Manifest) -> Manifest | None:
+    async def apply(
+        self, manifest: Manifest, field_manager: str = FIELD_MANAGER
+    ) -> Manifest | None:
         """Server-side apply as the operator's field manager, taking over conflicting fields:
         the operator is the declared owner of every child it builds."""
         kind = kind_of(manifest)
@@ -259,7 +264,7 @@ class KubeClient:
             manifest["kind"],
             "PATCH",
             kind.path(meta.get("namespace"), meta["name"]),
-            params={"fieldManager": FIELD_MANAGER, "force": "true"},
+            params={"fieldManager": field_manager, "force": "true"},
             body=manifest,
             content_type="application/apply-patch+yaml",
         )

@@ -130,12 +130,32 @@ def plan_tracks(
     replicas = track_replicas(md)
 
     if stable is None or stable.model.version == target.model.version:
-        return _single_version(md, health, target, stable, replicas)
-    if status.failed_serving_hash == target.fingerprint():
-        return _still_failed(md, stable, target, replicas)
-    if md.spec.rollout.strategy == RolloutStrategy.IMMEDIATE:
-        return _switch_over(md, health, now, stable, target, replicas)
-    return _canary(md, health, now, routing, stable, target, replicas, analysis, request)
+        plan = _single_version(md, health, target, stable, replicas)
+    elif status.failed_serving_hash == target.fingerprint():
+        plan = _still_failed(md, stable, target, replicas)
+    elif md.spec.rollout.strategy == RolloutStrategy.IMMEDIATE:
+        plan = _switch_over(md, health, now, stable, target, replicas)
+    else:
+        plan = _canary(md, health, now, routing, stable, target, replicas, analysis, request)
+    return _with_initial_sizes(md, health, plan)
+
+
+def _with_initial_sizes(
+    md: ModelDeployment, health: dict[str, DeploymentHealth], plan: Plan
+) -> Plan:
+    """An autoscaled version not created yet starts at its autoscaler's minimum (at least one
+    pod, so a scale-to-zero model still proves it loads), not at the Deployment default of 1."""
+    autoscaling = md.spec.autoscaling
+    if autoscaling is None:
+        return plan
+    size = max(1, autoscaling.min_replicas)
+    tracks = [
+        replace(track, initial_replicas=size)
+        if track.replicas is None and track.version not in health
+        else track
+        for track in plan.tracks
+    ]
+    return replace(plan, tracks=tracks)
 
 
 def _single_version(

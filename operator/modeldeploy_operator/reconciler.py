@@ -28,6 +28,8 @@ from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kube import (
+    FIELD_MANAGER,
+    HANDOVER_FIELD_MANAGER,
     KINDS,
     ApiError,
     KubeClient,
@@ -76,6 +78,32 @@ def with_applied_hash(manifest: dict[str, Any]) -> dict[str, Any]:
     annotations = dict(manifest["metadata"].get("annotations", {}))
     annotations[APPLIED_HASH] = manifest_hash(manifest)
     return {**manifest, "metadata": {**manifest["metadata"], "annotations": annotations}}
+
+
+def replicas_handover(
+    desired: dict[str, Any], live: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The apply that must precede `desired` when it stops setting a Deployment's replicas
+    (an autoscaler takes over): without it, server-side apply would remove the field our
+    manager owned and the Deployment would fall to its default of one replica. Kubernetes'
+    documented hand-over: another manager applies the current count first, so the field stays."""
+    if desired["kind"] != "Deployment" or live is None or "replicas" in desired.get("spec", {}):
+        return None
+    owned = any(
+        entry.get("manager") == FIELD_MANAGER
+        and entry.get("operation") == "Apply"
+        and "f:replicas" in entry.get("fieldsV1", {}).get("f:spec", {})
+        for entry in live["metadata"].get("managedFields", [])
+    )
+    if not owned or "replicas" not in live.get("spec", {}):
+        return None
+    meta = live["metadata"]
+    return {
+        "apiVersion": live.get("apiVersion", desired["apiVersion"]),
+        "kind": "Deployment",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+        "spec": {"replicas": live["spec"]["replicas"]},
+    }
 
 
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
@@ -211,6 +239,13 @@ class Reconciler:
         changed = [
             m for m in desired if needs_apply(m, children.get((m["kind"], m["metadata"]["name"])))
         ]
+        handovers = [
+            handover
+            for m in changed
+            if (handover := replicas_handover(m, children.get((m["kind"], m["metadata"]["name"]))))
+        ]
+        for handover in handovers:
+            await self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
         # Children are independent objects: apply them concurrently. Deletions wait until every
         # apply succeeded, so traffic never loses its new target before the old one goes.
         for applied in await asyncio.gather(*(self.client.apply(m) for m in changed)):

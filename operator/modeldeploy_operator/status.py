@@ -99,6 +99,9 @@ def _conditions(
 ) -> list[Condition]:
     serving_version = plan.traffic_versions[0]
     serving = health.get(serving_version)
+    # An autoscaled model is Ready only with its minimum ready, whatever size the Deployment
+    # had before its autoscaler caught up.
+    minimum = md.spec.autoscaling.min_replicas if md.spec.autoscaling is not None else 0
 
     if serving is None:
         ready = Condition(
@@ -106,12 +109,20 @@ def _conditions(
         )
     elif serving.desired == 0:
         ready = Condition("Ready", False, "ScaledToZero", "no replicas requested")
-    elif serving.rolled_out:
+    elif serving.rolled_out and serving.ready >= minimum:
         ready = Condition(
             "Ready",
             True,
             "AllReplicasReady",
             f"{serving.ready}/{serving.desired} replicas of version {serving_version} ready",
+        )
+    elif serving.rolled_out:
+        ready = Condition(
+            "Ready",
+            False,
+            "BelowMinReplicas",
+            f"{serving.ready} replicas of version {serving_version} ready; autoscaling.minReplicas "
+            f"is {minimum}",
         )
     else:
         ready = Condition("Ready", False, "ReplicasNotReady", serving.explain())

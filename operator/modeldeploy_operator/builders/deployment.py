@@ -224,6 +224,10 @@ def build_deployment(md: ModelDeployment, plan: TrackPlan, ctx: BuildContext) ->
     if plan.replicas is not None:
         # Absent when an HPA owns the count: applying a number would fight the autoscaler.
         spec["replicas"] = plan.replicas
+    elif plan.initial_replicas is not None:
+        # Created at the autoscaler's minimum, so Ready never means fewer pods than that; the
+        # reconciler hands the field over to the autoscaler once the Deployment exists.
+        spec["replicas"] = plan.initial_replicas
     spec |= {
         "revisionHistoryLimit": ctx.revision_history_limit,
         "progressDeadlineSeconds": max(

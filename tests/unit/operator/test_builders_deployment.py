@@ -103,6 +103,21 @@ class TestReplicas:
         md = make_md(autoscaling={"maxReplicas": 5, "targetCPUUtilizationPercentage": 60})
         assert "replicas" not in _deployment(md, ctx, replicas=None)["spec"]
 
+    def test_an_autoscaled_deployment_is_created_at_its_initial_size(
+        self, make_md: MakeMd, ctx: BuildContext
+    ) -> None:
+        md = make_md()
+        plan = TrackPlan(
+            track="stable", serving=md.spec.serving(), replicas=None, weight=100,
+            initial_replicas=4,
+        )  # fmt: skip
+        assert build_deployment(md, plan, ctx)["spec"]["replicas"] == 4
+
+    def test_a_fixed_size_and_an_initial_size_exclude_each_other(self, make_md: MakeMd) -> None:
+        serving = make_md().spec.serving()
+        with pytest.raises(ValueError, match="initial_replicas"):
+            TrackPlan(track="stable", serving=serving, replicas=2, weight=100, initial_replicas=2)
+
     def test_rolling_update_never_drops_below_desired(
         self, make_md: MakeMd, ctx: BuildContext
     ) -> None:

@@ -237,3 +237,37 @@ def test_status_is_stable_for_an_unchanged_world() -> None:
     assert change.events == []
     written = {k: v for k, v in change.status.items() if v is not None}
     assert all(previous.get(k) == v for k, v in written.items()), (previous, written)
+
+
+AUTOSCALED = {"minReplicas": 3, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70}
+
+
+def test_an_autoscaled_version_is_created_at_its_minimum() -> None:
+    model = md("1", autoscaling=AUTOSCALED)
+    [track] = plan_tracks(model, {}, T0, ROUTING).tracks
+    assert (track.replicas, track.initial_replicas) == (None, 3)
+
+
+def test_an_existing_autoscaled_deployment_is_left_to_its_autoscaler() -> None:
+    model = md("1", autoscaling=AUTOSCALED)
+    [track] = plan_tracks(model, {"1": healthy("1", replicas=5)}, T0, ROUTING).tracks
+    assert (track.replicas, track.initial_replicas) == (None, None)
+
+
+def test_a_scale_to_zero_model_still_starts_with_one_pod() -> None:
+    model = md("1", autoscaling={**AUTOSCALED, "minReplicas": 0, "targetRequestsPerSecond": 5})
+    [track] = plan_tracks(model, {}, T0, ROUTING).tracks
+    assert track.initial_replicas == 1
+
+
+def test_ready_never_means_fewer_than_the_autoscaling_minimum() -> None:
+    model = md("1", autoscaling=AUTOSCALED)
+    health = {"1": healthy("1", replicas=1)}  # a Deployment the autoscaler has not grown yet
+    change = compute_status(model, plan_tracks(model, health, T0, ROUTING), health, 0.0, {})
+    ready = next(c for c in change.status["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "BelowMinReplicas")
+    assert change.status["phase"] != "Ready"
+
+    health = {"1": healthy("1", replicas=3)}
+    change = compute_status(model, plan_tracks(model, health, T0, ROUTING), health, 0.0, {})
+    assert change.status["phase"] == "Ready"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from modeldeploy_operator import naming
-from modeldeploy_operator.kube import ResourceKind
-from modeldeploy_operator.reconciler import Reconciler
+from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ResourceKind
+from modeldeploy_operator.reconciler import Reconciler, replicas_handover
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.view import ClusterView, Key
 from modeldeploy_operator.workqueue import WorkQueue
@@ -28,14 +28,16 @@ class FakeClient:
     def __init__(self) -> None:
         self.versions = itertools.count(100)
         self.applied: list[Body] = []
+        self.managers: list[str] = []
         self.statuses: list[Body] = []
         self.events: list[tuple[str, str]] = []
         self.deleted: list[tuple[str, str]] = []
         # Called with each apply's answer before it is returned (a watch event racing it).
         self.while_applying: Callable[[Body], None] = lambda _: None
 
-    async def apply(self, manifest: Body) -> Body:
+    async def apply(self, manifest: Body, field_manager: str = FIELD_MANAGER) -> Body:
         self.applied.append(manifest)
+        self.managers.append(field_manager)
         answer = copy.deepcopy(manifest)
         answer["metadata"]["resourceVersion"] = str(next(self.versions))
         answer["metadata"]["generation"] = 1
@@ -124,6 +126,66 @@ def test_steady_state_makes_no_writes() -> None:
 
     asyncio.run(reconciler.reconcile(KEY))
     assert (len(client.applied), len(client.statuses), len(client.deleted)) == writes
+
+
+AUTOSCALING = {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70}
+
+
+def owned_replicas(deployment: Body, replicas: int) -> Body:
+    """A Deployment whose spec.replicas our apply set (as the apiserver records it)."""
+    body = copy.deepcopy(deployment)
+    body["spec"]["replicas"] = replicas
+    body["metadata"]["managedFields"] = [
+        {
+            "manager": FIELD_MANAGER,
+            "operation": "Apply",
+            "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {}}},
+        }
+    ]
+    return body
+
+
+def test_switching_to_autoscaling_hands_the_running_count_over_before_applying() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=4))
+    asyncio.run(reconciler.reconcile(KEY))
+    deployment = view.children_of(KEY)[("Deployment", "iris-v1")]
+    view.remember_child(KEY, owned_replicas(ready(deployment, 10_000), 4))
+
+    body = md_body(autoscaling=AUTOSCALING)
+    body["metadata"]["resourceVersion"] = "20000"
+    view.remember_model(body)
+    client.applied.clear()
+    client.managers.clear()
+    asyncio.run(reconciler.reconcile(KEY))
+
+    handover = client.applied[0]
+    assert client.managers[0] == HANDOVER_FIELD_MANAGER
+    assert handover["spec"] == {"replicas": 4}
+    applied_deployment = next(m for m in client.applied[1:] if m["kind"] == "Deployment")
+    assert "replicas" not in applied_deployment["spec"]
+    assert client.managers[1:] == [FIELD_MANAGER] * (len(client.applied) - 1)
+
+
+def test_no_handover_while_the_desired_manifest_sets_replicas_or_we_never_owned_them() -> None:
+    live = owned_replicas(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {},
+         "metadata": {"name": "iris-v1", "namespace": "models"}},
+        4,
+    )  # fmt: skip
+    with_size = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 2}}
+    without_size = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {}}
+    assert replicas_handover(with_size, live) is None
+    assert replicas_handover(without_size, None) is None
+    never_owned = copy.deepcopy(live)
+    never_owned["metadata"]["managedFields"] = []
+    assert replicas_handover(without_size, never_owned) is None
+    assert replicas_handover(without_size, live) == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "iris-v1", "namespace": "models"},
+        "spec": {"replicas": 4},
+    }
 
 
 def retired_deployment(version: str) -> Body:
