@@ -8,15 +8,13 @@ from tests.support.models import model, wait_ready
 from tests.support.operator_process import OperatorProcess
 
 AUTOSCALING = {"minReplicas": 2, "maxReplicas": 6, "targetCPUUtilizationPercentage": 70}
-RV_PHASE_READY = (
-    '{.metadata.resourceVersion} {.status.phase} {.status.conditions[?(@.type=="Ready")].message}'
-)
+PHASE_READY = '{.status.phase} {.status.conditions[?(@.type=="Ready")].message}'
 
 
 def test_an_autoscaled_model_becomes_ready_at_its_minimum_without_flapping(
     operator: OperatorProcess, k: Kubectl
 ) -> None:
-    with k.watch("md", "scaled", RV_PHASE_READY) as seen:
+    with k.watch("md", "scaled", PHASE_READY) as watch:
         k.apply(model("scaled", autoscaling=AUTOSCALING))
         wait_ready(k, "scaled")
         # The autoscaler has looked at the Deployment (and found nothing to change).
@@ -26,9 +24,9 @@ def test_an_autoscaled_model_becomes_ready_at_its_minimum_without_flapping(
         )
         deployment = k.get("deployment", "scaled-v1")
         assert deployment is not None and deployment["spec"]["replicas"] == 2
-        latest = wait_ready(k, "scaled")["metadata"]["resourceVersion"]
-        eventually(lambda: any(line.startswith(f"{latest} ") for line in seen), what=latest)
-    states = [line.split(" ", 1)[1] for line in seen if line.strip()]
+        wait_ready(k, "scaled")
+        watch.wait_caught_up()
+    states = watch.states
     phases = [state.split(" ", 1)[0] for state in states]
     first_ready = phases.index("Ready")
     assert all(p == "Ready" for p in phases[first_ready:]), states
@@ -40,7 +38,7 @@ def test_switching_a_running_model_to_autoscaling_keeps_its_replicas(
 ) -> None:
     k.apply(model("grown", replicas=4))
     wait_ready(k, "grown")
-    with k.watch("deployment", "grown-v1", "{.metadata.resourceVersion} {.spec.replicas}") as seen:
+    with k.watch("deployment", "grown-v1", "{.spec.replicas}") as watch:
         k.apply(model("grown", autoscaling=AUTOSCALING))
         eventually(lambda: k.get("hpa", "grown-v1"), what="the HPA")
         md = wait_ready(k, "grown")
@@ -49,11 +47,7 @@ def test_switching_a_running_model_to_autoscaling_keeps_its_replicas(
             what="the HPA observed the Deployment",
         )
         assert md["status"]["observedGeneration"] == md["metadata"]["generation"]
-        deployment = k.get("deployment", "grown-v1")
-        assert deployment is not None
-        latest = deployment["metadata"]["resourceVersion"]
-        # Every write so far has reached the watch once it shows the current version.
-        eventually(lambda: any(line.startswith(f"{latest} ") for line in seen), what=latest)
-    sizes = [line.split(" ", 1)[1] for line in seen if line.strip()]
-    assert sizes and all(size == "4" for size in sizes), seen
-    assert deployment["spec"]["replicas"] == 4
+        watch.wait_caught_up()
+    assert watch.states and all(size == "4" for size in watch.states), watch.states
+    deployment = k.get("deployment", "grown-v1")
+    assert deployment is not None and deployment["spec"]["replicas"] == 4

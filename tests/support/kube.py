@@ -12,7 +12,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,27 +73,50 @@ class Kubectl:
         self.run("delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}")
 
     @contextlib.contextmanager
-    def watch(self, kind: str, name: str, template: str) -> Iterator[list[str]]:
-        """Every state of one object while the block runs, one line per watch event rendered
-        with a kubectl jsonpath `template`: unlike polling, no transient value is missed."""
+    def watch(self, kind: str, name: str, template: str) -> Iterator[Watch]:
+        """Every state of one object while the block runs, one per watch event rendered with a
+        kubectl jsonpath `template`: unlike polling, no transient value is missed."""
         # A field selector, not a name: the object may not exist yet when the watch starts.
         cmd = ["kubectl", f"--kubeconfig={self.kubeconfig}", "get", kind, "--watch"]
         cmd.append(f"--field-selector=metadata.name={name}")
         if self.namespace:
             cmd.append(f"--namespace={self.namespace}")
-        cmd += ["-o", f'jsonpath={template}{{"\\n"}}']
-        seen: list[str] = []
+        cmd += ["-o", f'jsonpath={{.metadata.resourceVersion}} {template}{{"\\n"}}']
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        watch = Watch(self, kind, name)
         assert proc.stdout is not None
-        stdout = proc.stdout
-        reader = threading.Thread(target=lambda: seen.extend(line.rstrip("\n") for line in stdout))
+        reader = threading.Thread(target=watch.read, args=(proc.stdout,))
         reader.start()
         try:
-            yield seen
+            yield watch
         finally:
             proc.terminate()
             proc.wait(timeout=10)
             reader.join(timeout=10)
+
+
+class Watch:
+    """What `Kubectl.watch` has seen so far: `states`, in order."""
+
+    def __init__(self, k: Kubectl, kind: str, name: str) -> None:
+        self.k, self.kind, self.name = k, kind, name
+        self.states: list[str] = []
+        self._versions: list[str] = []
+
+    def read(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            version, _, state = line.rstrip("\n").partition(" ")
+            if version:
+                self._versions.append(version)
+                self.states.append(state)
+
+    def wait_caught_up(self) -> None:
+        """Until the watch has delivered the object's current version: every write made so far
+        is then in `states`."""
+        body = self.k.get(self.kind, self.name)
+        assert body is not None, f"{self.kind}/{self.name} does not exist"
+        latest = body["metadata"]["resourceVersion"]
+        eventually(lambda: latest in self._versions, what=f"{self.kind}/{self.name}@{latest}")
 
 
 def eventually(
