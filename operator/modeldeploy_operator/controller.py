@@ -21,14 +21,10 @@ from typing import Any
 import aiohttp
 import kopf
 
-from modeldeploy_operator import naming
-from modeldeploy_operator.kube import KINDS, ApiError, KubeClient, ResourceKind, load_credentials
-from modeldeploy_operator.peering import (
-    CLUSTER_PEERING,
-    NAMESPACED_PEERING,
-    is_active,
-    own_identity,
-)
+from modeldeploy_operator import kinds, naming
+from modeldeploy_operator.kinds import Kind
+from modeldeploy_operator.kube import ApiError, KubeClient, load_credentials
+from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
@@ -37,24 +33,11 @@ from modeldeploy_operator.workqueue import WorkQueue
 
 log = logging.getLogger("modeldeploy.controller")
 
-GROUP = "modeldeploy.dev"
-MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
 STARTUP_ATTEMPTS = 30
 PEERING_POLL_SECONDS = 2.0
-OPTIONAL_GROUPS = frozenset({"gateway.networking.k8s.io", "monitoring.coreos.com", "keda.sh"})
 
 # Children are watched by the label every child carries; the watch sees only our objects.
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
-CHILD_RESOURCES: tuple[tuple[str, str, str], ...] = (
-    ("apps", "v1", "deployments"),
-    ("", "v1", "services"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("gateway.networking.k8s.io", "v1", "httproutes"),
-    ("monitoring.coreos.com", "v1", "servicemonitors"),
-    ("monitoring.coreos.com", "v1", "podmonitors"),
-    ("monitoring.coreos.com", "v1", "prometheusrules"),
-    ("keda.sh", "v1alpha1", "scaledobjects"),
-)
 
 
 class Controller:
@@ -109,7 +92,9 @@ class Controller:
         async def cleanup(**_: Any) -> None:
             await self._cleanup()
 
-        @kopf.on.event(GROUP, "v1alpha1", "modeldeployments", registry=reg)
+        model = kinds.MODEL_DEPLOYMENT
+
+        @kopf.on.event(model.group, model.version, model.plural, registry=reg)
         async def model_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -122,17 +107,21 @@ class Controller:
             self.queue.add(key)
             MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
 
-        for group, version, plural in CHILD_RESOURCES:
-            self._register_child(group, version, plural)
+        for child in kinds.CHILD_KINDS:
+            self._register_child(child)
 
-        @kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions", registry=reg)
+        crd = kinds.CRD
+
+        @kopf.on.event(crd.group, crd.version, crd.plural, registry=reg)
         async def crd_event(event: kopf.RawEvent, **_: Any) -> None:
             # Prometheus Operator, Gateway API or KEDA installed or removed while we run.
             group = event["object"].get("spec", {}).get("group")
-            if group in OPTIONAL_GROUPS and self._started:
+            if group in kinds.OPTIONAL_GROUPS and self._started:
                 self._spawn(self._rediscover())
 
-        @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=reg)
+        pod = kinds.POD
+
+        @kopf.on.event(pod.group, pod.version, pod.plural, labels=MANAGED, registry=reg)
         async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = owner_key(body)
@@ -144,8 +133,10 @@ class Controller:
                 return
             self.queue.add(key)
 
-    def _register_child(self, group: str, version: str, plural: str) -> None:
-        @kopf.on.event(group, version, plural, labels=MANAGED, registry=self.registry)
+    def _register_child(self, child: Kind) -> None:
+        @kopf.on.event(
+            child.group, child.version, child.plural, labels=MANAGED, registry=self.registry
+        )
         async def child_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = owner_key(body)
@@ -215,7 +206,7 @@ class Controller:
         client = self._client
 
         async def collect(
-            into: list[dict[str, Any]], kind: ResourceKind, scope: str | None, sel: str | None
+            into: list[dict[str, Any]], kind: Kind, scope: str | None, sel: str | None
         ) -> None:
             items, version = await client.list_with_version(kind, scope, sel)
             into.extend(filter(wanted, items))
@@ -224,8 +215,8 @@ class Controller:
         for scope in scopes:
             for kind in self._reconciler.watched_kinds():
                 await collect(children, kind, scope, selector)
-            await collect(models, MODEL_KIND, scope, None)
-            await collect(pods, self._reconciler.pod_kind, scope, selector)
+            await collect(models, kinds.MODEL_DEPLOYMENT, scope, None)
+            await collect(pods, kinds.POD, scope, selector)
         # Objects missing from a listing are dropped unless created after it; with several
         # lists, "after" must mean after the earliest of them.
         numeric = [int(v) for v in versions if v.isdigit()]
@@ -280,7 +271,7 @@ class Controller:
         assert self._client is not None and self.settings.peering is not None
         name = self.settings.peering
         scopes: tuple[str | None, ...] = self.settings.namespaces or (None,)
-        kind = NAMESPACED_PEERING if self.settings.namespaces else CLUSTER_PEERING
+        kind = kinds.PEERING if self.settings.namespaces else kinds.CLUSTER_PEERING
         while True:
             try:
                 leading = True

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import aiohttp
 import kopf
 
 from modeldeploy_operator import __version__
+from modeldeploy_operator.kinds import EVENT, Kind, kind_of
 from modeldeploy_operator.telemetry import API_WRITES
 
 FIELD_MANAGER = "modeldeploy"
@@ -44,73 +45,6 @@ class ApiError(Exception):
         self.status = status
         self.reason = reason
         self.message = message
-
-
-@dataclass(frozen=True)
-class ResourceKind:
-    """Where a kind lives in the REST API."""
-
-    api_version: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def base(self) -> str:
-        return (
-            f"/api/{self.api_version}"
-            if "/" not in self.api_version
-            else f"/apis/{self.api_version}"
-        )
-
-    def path(self, namespace: str | None, name: str | None = None, subresource: str = "") -> str:
-        path = self.base
-        if self.namespaced and namespace is not None:
-            path += f"/namespaces/{quote(namespace)}"
-        path += f"/{self.plural}"
-        if name is not None:
-            path += f"/{quote(name)}"
-        if subresource:
-            path += f"/{subresource}"
-        return path
-
-
-# The kinds the operator reads or writes, named once.
-KINDS: dict[tuple[str, str], ResourceKind] = {
-    ("apps/v1", "Deployment"): ResourceKind("apps/v1", "deployments"),
-    ("v1", "Service"): ResourceKind("v1", "services"),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): ResourceKind(
-        "autoscaling/v2", "horizontalpodautoscalers"
-    ),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): ResourceKind(
-        "gateway.networking.k8s.io/v1", "httproutes"
-    ),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): ResourceKind(
-        "monitoring.coreos.com/v1", "servicemonitors"
-    ),
-    ("monitoring.coreos.com/v1", "PodMonitor"): ResourceKind(
-        "monitoring.coreos.com/v1", "podmonitors"
-    ),
-    ("monitoring.coreos.com/v1", "PrometheusRule"): ResourceKind(
-        "monitoring.coreos.com/v1", "prometheusrules"
-    ),
-    ("v1", "Event"): ResourceKind("v1", "events"),
-    ("keda.sh/v1alpha1", "ScaledObject"): ResourceKind("keda.sh/v1alpha1", "scaledobjects"),
-    ("modeldeploy.dev/v1alpha1", "ModelDeployment"): ResourceKind(
-        "modeldeploy.dev/v1alpha1", "modeldeployments"
-    ),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ResourceKind(
-        "apiextensions.k8s.io/v1", "customresourcedefinitions", namespaced=False
-    ),
-}
-
-
-def kind_of(manifest: Manifest) -> ResourceKind:
-    try:
-        return KINDS[(manifest["apiVersion"], manifest["kind"])]
-    except KeyError as err:
-        raise ValueError(
-            f"unknown kind {manifest.get('apiVersion')}/{manifest.get('kind')}"
-        ) from err
 
 
 @dataclass(frozen=True)
@@ -217,12 +151,9 @@ class KubeClient:
         API_WRITES.labels(verb=verb, kind=kind).inc()
         return await self._request(method, path, **kw)
 
-    async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> Manifest | None:
-        return await self._request("GET", kind.path(namespace, name))
-
     async def list_with_version(
         self,
-        kind: ResourceKind,
+        kind: Kind,
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -244,7 +175,7 @@ class KubeClient:
 
     async def list(
         self,
-        kind: ResourceKind,
+        kind: Kind,
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
@@ -270,7 +201,7 @@ class KubeClient:
         )
 
     async def patch_status(
-        self, kind: ResourceKind, namespace: str, name: str, status: Manifest
+        self, kind: Kind, namespace: str, name: str, status: Manifest
     ) -> Manifest | None:
         # A merge patch replaces lists wholesale (conditions) and leaves other writers' keys alone.
         return await self._write(
@@ -282,7 +213,7 @@ class KubeClient:
             content_type="application/merge-patch+json",
         )
 
-    async def delete(self, kind: ResourceKind, namespace: str | None, name: str) -> None:
+    async def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
         await self._write(
             "delete",
             kind.plural,
@@ -291,7 +222,7 @@ class KubeClient:
             body={"propagationPolicy": "Background"},
         )
 
-    async def exists(self, kind: ResourceKind) -> bool:
+    async def exists(self, kind: Kind) -> bool:
         """Whether the apiserver serves this kind (a CRD may be absent)."""
         try:
             result = await self._request("GET", kind.base)
@@ -332,5 +263,4 @@ class KubeClient:
             "lastTimestamp": now,
             "count": 1,
         }
-        events = KINDS[("v1", "Event")]
-        await self._write("create", "Event", "POST", events.path(meta["namespace"]), body=event)
+        await self._write("create", "Event", "POST", EVENT.path(meta["namespace"]), body=event)

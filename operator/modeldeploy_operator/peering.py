@@ -16,11 +16,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modeldeploy_operator.kube import ResourceKind
-
-CLUSTER_PEERING = ResourceKind("kopf.dev/v1", "clusterkopfpeerings", namespaced=False)
-NAMESPACED_PEERING = ResourceKind("kopf.dev/v1", "kopfpeerings")
-
 
 def own_identity() -> str:
     """Unique per replica and readable in the peering object: the chart passes the pod name as

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from modeldeploy_operator import kinds
+
 
 class Scope(StrEnum):
     """Where a permission is granted."""
@@ -74,23 +76,13 @@ CHILD_VERBS: Final = ("list", "watch", "create", "patch", "delete")
 # Kinds of children, as (group, plural). Optional kinds (Gateway API, Prometheus Operator, KEDA) are
 # granted even when their CRDs are absent: RBAC on a missing resource is inert, and the
 # operator starts using them when the CRDs appear (kopf notices new CRDs).
-CHILD_RESOURCES: Final = (
-    ("apps", "deployments"),
-    ("", "services"),
-    ("autoscaling", "horizontalpodautoscalers"),
-    ("gateway.networking.k8s.io", "httproutes"),
-    ("monitoring.coreos.com", "servicemonitors"),
-    ("monitoring.coreos.com", "podmonitors"),
-    ("monitoring.coreos.com", "prometheusrules"),
-    ("keda.sh", "scaledobjects"),
-)
+CHILD_RESOURCES: Final = tuple((child.group, child.plural) for child in kinds.CHILD_KINDS)
 
 _CHILD_WHY: Final = {
     "deployments": "one Deployment per live model version",
     "services": "the model's Service and one Service per live version",
     "horizontalpodautoscalers": "one HorizontalPodAutoscaler per live version (autoscaling/v2)",
     "httproutes": "the model's HTTPRoute (Gateway API traffic router)",
-    "servicemonitors": "scrape configuration for the Prometheus Operator",
     "podmonitors": "scrape configuration for the Prometheus Operator (the serving pods)",
     "prometheusrules": "the model's default alerts",
     "scaledobjects": "a KEDA ScaledObject per version that scales to zero (instead of its HPA)",

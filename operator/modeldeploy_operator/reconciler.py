@@ -21,21 +21,14 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from modeldeploy_operator import naming
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import AnalysisResult, ModelDeployment, parse_duration
 from modeldeploy_operator.api import TrafficRouter as TrafficRouterKind
 from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
-from modeldeploy_operator.kube import (
-    FIELD_MANAGER,
-    HANDOVER_FIELD_MANAGER,
-    KINDS,
-    ApiError,
-    KubeClient,
-    ResourceKind,
-    kind_of,
-)
+from modeldeploy_operator.kinds import Kind, kind_of
+from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
 from modeldeploy_operator.monitoring import desired_monitoring
 from modeldeploy_operator.monitoring.keda import desired_scaled_object, scale_to_zero
 from modeldeploy_operator.planning import Outcome, Plan, Routing, plan_tracks
@@ -60,13 +53,9 @@ from modeldeploy_operator.workqueue import WorkQueue
 
 log = logging.getLogger("modeldeploy.reconciler")
 
-MODEL_KIND = KINDS[("modeldeploy.dev/v1alpha1", "ModelDeployment")]
-POD_KIND = ResourceKind("v1", "pods")
 # Recorded on every child: a change of the desired manifest that "desired ⊆ live" cannot see
 # (a removed label or env var) still triggers an apply.
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
-# Children whose kinds are provided by optional CRDs; watched and written only when present.
-OPTIONAL_KINDS = ("HTTPRoute", "ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject")
 RETRY_SECONDS = 5.0
 
 
@@ -118,8 +107,6 @@ def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
 
 
 class Reconciler:
-    pod_kind = POD_KIND
-
     def __init__(
         self,
         client: KubeClient,
@@ -132,7 +119,9 @@ class Reconciler:
         self.queue = queue
         self.settings = settings
         self.context = BuildContext(server_image=settings.server_image)
-        self.available_kinds: set[str] = {"Deployment", "Service", "HorizontalPodAutoscaler"}
+        self.available_kinds: set[str] = {
+            child.kind for child in kinds.CHILD_KINDS if child not in kinds.OPTIONAL_KINDS
+        }
         self._rolling_out: set[Key] = set()
         self._http: aiohttp.ClientSession | None = None
         self._exported: dict[Key, set[str]] = {}
@@ -143,20 +132,18 @@ class Reconciler:
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
         before = set(self.available_kinds)
-        for (_, kind), resource in KINDS.items():
-            if kind not in OPTIONAL_KINDS:
-                continue
-            if await self.client.exists(resource):
-                self.available_kinds.add(kind)
+        for optional in kinds.OPTIONAL_KINDS:
+            if await self.client.exists(optional):
+                self.available_kinds.add(optional.kind)
             else:
-                self.available_kinds.discard(kind)
+                self.available_kinds.discard(optional.kind)
         if self.available_kinds != before:
             log.info("child kinds available: %s", ", ".join(sorted(self.available_kinds)))
             return True
         return False
 
-    def watched_kinds(self) -> list[ResourceKind]:
-        return [r for (_, kind), r in KINDS.items() if kind in self.available_kinds]
+    def watched_kinds(self) -> list[Kind]:
+        return [child for child in kinds.CHILD_KINDS if child.kind in self.available_kinds]
 
     async def reconcile(self, key: Key) -> None:
         body = self.view.models.get(key)
@@ -428,7 +415,7 @@ class Reconciler:
         # Compare only the keys the operator owns; None means "remove" in a merge patch.
         if any(current.get(k) != v for k, v in change.status.items()):
             patched = await self.client.patch_status(
-                MODEL_KIND, md.metadata.namespace, md.metadata.name, change.status
+                kinds.MODEL_DEPLOYMENT, md.metadata.namespace, md.metadata.name, change.status
             )
             if patched is not None:
                 # Take the resourceVersion too: watch events older than this write are then

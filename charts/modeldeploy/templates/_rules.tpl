@@ -35,11 +35,6 @@ Arguments: scope (watched | cluster), namespaced, peering, peeringName.
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# servicemonitors: list, watch, create, patch, delete — scrape configuration for the Prometheus
-# Operator: watched, applied server-side (create/patch), deleted when no longer wanted.
-- apiGroups: ["monitoring.coreos.com"]
-  resources: ["servicemonitors"]
-  verbs: ["list", "watch", "create", "patch", "delete"]
 # podmonitors: list, watch, create, patch, delete — scrape configuration for the Prometheus Operator
 # (the serving pods): watched, applied server-side (create/patch), deleted when no longer wanted.
 - apiGroups: ["monitoring.coreos.com"]

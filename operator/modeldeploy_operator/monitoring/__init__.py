@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from modeldeploy_operator import naming
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment, MonitoringMode
 from modeldeploy_operator.monitoring import rules, scrape
 
@@ -29,8 +29,8 @@ __all__ = ["ERROR_PREFIX", "desired_monitoring"]
 
 ERROR_PREFIX: Final = "error: "
 _CRDS: Final = {
-    scrape.KIND: "podmonitors.monitoring.coreos.com",
-    rules.KIND: "prometheusrules.monitoring.coreos.com",
+    scrape.KIND: kinds.POD_MONITOR.crd_name,
+    rules.KIND: kinds.PROMETHEUS_RULE.crd_name,
 }
 _FIELDS: Final = {
     scrape.KIND: "spec.monitoring.serviceMonitor",

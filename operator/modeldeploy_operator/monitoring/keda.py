@@ -28,16 +28,16 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
-from modeldeploy_operator import naming
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders.hpa import BEHAVIOR, quantity, replica_bounds
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.plan import TrackPlan
 from modeldeploy_operator.monitoring import metrics as m
 
-API_VERSION: Final = "keda.sh/v1alpha1"
-KIND: Final = "ScaledObject"
-CRD: Final = "scaledobjects.keda.sh"
+API_VERSION: Final = kinds.SCALED_OBJECT.api_version
+KIND: Final = kinds.SCALED_OBJECT.kind
+CRD: Final = kinds.SCALED_OBJECT.crd_name
 ANNOTATION_WAKE_QUERY: Final = "modeldeploy.dev/scale-from-zero-query"
 RATE_WINDOW: Final = "1m"
 POLLING_INTERVAL_SECONDS: Final = 15

@@ -25,13 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from modeldeploy_operator import naming
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment, MonitoringThresholds
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.monitoring import metrics as m
 
-API_VERSION: Final = "monitoring.coreos.com/v1"
-KIND: Final = "PrometheusRule"
+API_VERSION: Final = kinds.PROMETHEUS_RULE.api_version
+KIND: Final = kinds.PROMETHEUS_RULE.kind
 RATE_WINDOW: Final = "5m"
 
 Severity = Literal["critical", "warning"]

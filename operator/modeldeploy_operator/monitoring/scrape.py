@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from modeldeploy_operator import naming
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders.meta import child_metadata
 
-API_VERSION: Final = "monitoring.coreos.com/v1"
-KIND: Final = "PodMonitor"
+API_VERSION: Final = kinds.POD_MONITOR.api_version
+KIND: Final = kinds.POD_MONITOR.kind
 # The serving container's port name (builders.deployment.PORT_NAME) and the server's path.
 PORT: Final = "http"
 PATH: Final = "/metrics"

@@ -3,11 +3,9 @@ nothing it never touches is."""
 
 from __future__ import annotations
 
-from modeldeploy_operator import controller, kube, rbac, reconciler
-
-
-def _group(api_version: str) -> str:
-    return api_version.rpartition("/")[0]
+from modeldeploy_operator import kinds, rbac
+from modeldeploy_operator.controller import Controller
+from modeldeploy_operator.settings import OperatorSettings
 
 
 def _granted(*, namespaced: bool = False, peering: bool = False) -> dict[tuple[str, str], set[str]]:
@@ -17,37 +15,42 @@ def _granted(*, namespaced: bool = False, peering: bool = False) -> dict[tuple[s
     return granted
 
 
-def test_the_child_kinds_are_exactly_the_ones_the_controller_watches() -> None:
-    watched = {(group, plural) for group, _, plural in controller.CHILD_RESOURCES}
-    assert set(rbac.CHILD_RESOURCES) == watched
+def test_every_watch_the_controller_registers_is_granted_list_and_watch() -> None:
+    registry = Controller(OperatorSettings(server_image="img")).registry
+    watched = {
+        (h.selector.group, h.selector.any_name) for h in registry._watching.get_all_handlers()
+    }
+    granted = _granted()
+    assert watched == set(rbac.CHILD_RESOURCES) | {
+        (kinds.MODEL_DEPLOYMENT.group, kinds.MODEL_DEPLOYMENT.plural),
+        (kinds.POD.group, kinds.POD.plural),
+        (kinds.CRD.group, kinds.CRD.plural),
+    }
+    for key in watched:
+        assert {"list", "watch"} <= granted[key], key
 
 
 def test_every_kind_the_client_writes_or_lists_is_granted_what_it_needs() -> None:
     granted = _granted()
-    for (api_version, kind), resource in kube.KINDS.items():
-        key = (_group(api_version), resource.plural)
-        if kind == "Event":
-            assert granted[key] == {"create"}
-        elif kind == "ModelDeployment":
-            assert granted[key] == {"list", "watch"}
-            assert granted[(key[0], f"{resource.plural}/status")] == {"patch"}
-        elif kind == "CustomResourceDefinition":
-            assert granted[key] == {"list", "watch"}
-        else:
-            # A child: watched by kopf, listed at start-up, applied (create or patch), deleted.
-            assert granted[key] == {"list", "watch", "create", "patch", "delete"}, kind
+    assert granted[(kinds.EVENT.group, kinds.EVENT.plural)] == {"create"}
+    model = (kinds.MODEL_DEPLOYMENT.group, kinds.MODEL_DEPLOYMENT.plural)
+    assert granted[model] == {"list", "watch"}
+    assert granted[(model[0], f"{model[1]}/status")] == {"patch"}
+    assert granted[(kinds.CRD.group, kinds.CRD.plural)] == {"list", "watch"}
+    for child in kinds.CHILD_KINDS:
+        # Watched by kopf, listed at start-up and resync, applied (create or patch), deleted.
+        assert granted[(child.group, child.plural)] == {
+            "list", "watch", "create", "patch", "delete",
+        }, child.kind  # fmt: skip
 
 
 def test_pods_are_only_read() -> None:
-    pods = reconciler.POD_KIND
-    assert _granted()[(_group(pods.api_version), pods.plural)] == {"list", "watch"}
+    assert _granted()[(kinds.POD.group, kinds.POD.plural)] == {"list", "watch"}
 
 
 def test_nothing_is_granted_beyond_the_known_kinds() -> None:
-    known = {(_group(v), r.plural) for (v, _), r in kube.KINDS.items()}
-    known |= {(_group(reconciler.POD_KIND.api_version), reconciler.POD_KIND.plural)}
+    known = {(k.group, k.plural) for k in kinds.BY_MANIFEST.values()}
     known |= {(rbac.MODEL_GROUP, "modeldeployments/status"), ("", "namespaces")}
-    known |= {(rbac.PEERING_GROUP, "kopfpeerings"), (rbac.PEERING_GROUP, "clusterkopfpeerings")}
     granted = {(p.group, p.resource) for p in rbac.PERMISSIONS}
     assert granted <= known, granted - known
 

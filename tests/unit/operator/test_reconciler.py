@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from modeldeploy_operator import naming
-from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ResourceKind
+from modeldeploy_operator.kinds import Kind
+from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER
 from modeldeploy_operator.reconciler import Reconciler, replicas_handover
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.view import ClusterView, Key
@@ -45,19 +46,17 @@ class FakeClient:
         self.while_applying(answer)
         return answer
 
-    async def patch_status(
-        self, kind: ResourceKind, namespace: str, name: str, status: Body
-    ) -> Body:
+    async def patch_status(self, kind: Kind, namespace: str, name: str, status: Body) -> Body:
         self.statuses.append(status)
         return {"metadata": {"resourceVersion": str(next(self.versions))}, "status": status}
 
     async def post_event(self, involved: Body, reason: str, message: str, warning: bool) -> None:
         self.events.append((reason, message))
 
-    async def delete(self, kind: ResourceKind, namespace: str | None, name: str) -> None:
+    async def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
         self.deleted.append((kind.plural, name))
 
-    async def exists(self, kind: ResourceKind) -> bool:
+    async def exists(self, kind: Kind) -> bool:
         return False
 
 

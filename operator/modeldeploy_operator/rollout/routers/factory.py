@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from modeldeploy_operator import api
+from modeldeploy_operator import api, kinds
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.rollout.routers.base import TrafficRouter
 from modeldeploy_operator.rollout.routers.gateway_api import (
@@ -23,7 +23,7 @@ from modeldeploy_operator.rollout.routers.gateway_api import (
 )
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 
-HTTPROUTE_CRD: Final = "httproutes.gateway.networking.k8s.io"
+HTTPROUTE_CRD: Final = kinds.HTTP_ROUTE.crd_name
 
 
 class RouterUnavailableError(Exception):

@@ -26,15 +26,15 @@ import math
 import re
 from typing import Any, Final
 
-from modeldeploy_operator import api, naming
+from modeldeploy_operator import api, kinds, naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.service import SERVICE_PORT
 from modeldeploy_operator.rollout.routers.base import Manifest, TrafficRouter, check_replicas
 
-GATEWAY_GROUP: Final = "gateway.networking.k8s.io"
-HTTPROUTE_API_VERSION: Final = f"{GATEWAY_GROUP}/v1"
-HTTPROUTE_KIND: Final = "HTTPRoute"
+GATEWAY_GROUP: Final = kinds.HTTP_ROUTE.group
+HTTPROUTE_API_VERSION: Final = kinds.HTTP_ROUTE.api_version
+HTTPROUTE_KIND: Final = kinds.HTTP_ROUTE.kind
 # The CRD's `gateway.networking.k8s.io/bundle-version` annotation from which RequestMirror has
 # `percent`.
 MIRROR_PERCENT_SINCE: Final = (1, 3)
