@@ -15,7 +15,7 @@ import pytest
 from tests.support.kube import Kubectl, eventually
 from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
-from tests.support.serving_stack import PROMETHEUS, ServingStack
+from tests.support.serving_stack import PROMETHEUS, Served, ServingStack
 
 pytestmark = [
     pytest.mark.prometheus,
@@ -28,7 +28,7 @@ NAME = "analysed"
 def stack(k: Kubectl, tmp_path: Path) -> Iterator[ServingStack]:
     serving = ServingStack(namespace=str(k.namespace), model=NAME, workdir=tmp_path)
     try:
-        serving.start({"1": False, "2": False, "3": True})
+        serving.start({"1": Served.HEALTHY, "2": Served.HEALTHY, "3": Served.FAILING})
         yield serving
     finally:
         serving.stop()

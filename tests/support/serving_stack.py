@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import httpx
@@ -33,11 +34,21 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus")
 
 
-def write_model(directory: Path, failing: bool = False) -> None:
-    """An iris LogisticRegression, or a classifier whose every prediction fails (HTTP 500)."""
+class Served(Enum):
+    """What a version's model does with the iris rows `traffic()` sends."""
+
+    HEALTHY = "an iris LogisticRegression: every prediction answers 200"
+    FAILING = "a classifier whose every prediction fails: HTTP 500"
+    # A version retrained with a fifth feature: today's 4-feature rows are refused, HTTP 400.
+    FIVE_FEATURES = "a LogisticRegression trained on 5 features: iris rows answer 400"
+
+
+def write_model(directory: Path, served: Served = Served.HEALTHY) -> None:
     features, target = load_iris(return_X_y=True)
     directory.mkdir(parents=True, exist_ok=True)
-    model = ExplodingClassifier() if failing else LogisticRegression(max_iter=500)
+    if served is Served.FIVE_FEATURES:
+        features = np.column_stack([features, features[:, 0] * features[:, 1]])
+    model = ExplodingClassifier() if served is Served.FAILING else LogisticRegression(max_iter=500)
     joblib.dump(model.fit(features, target), directory / "model.joblib")
 
 
@@ -57,14 +68,14 @@ class ServingStack:
             subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         )
 
-    def start(self, versions: dict[str, bool]) -> None:
-        """`versions`: version → whether its model fails every prediction."""
+    def start(self, versions: dict[str, Served]) -> None:
+        """`versions`: version → what its model does with the traffic."""
         if PROMETHEUS is None:
             raise RuntimeError("the prometheus binary is missing (Debian package `prometheus`)")
         ports = {version: free_port() for version in versions}
-        for version, failing in versions.items():
+        for version, served in versions.items():
             model_dir = self.workdir / f"model-v{version}"
-            write_model(model_dir, failing)
+            write_model(model_dir, served)
             self._start(
                 f"serve-v{version}",
                 [sys.executable, "-m", "modeldeploy_serving.server", "--model-dir",
