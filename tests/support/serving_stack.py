@@ -60,13 +60,15 @@ class ServingStack:
     servers: dict[str, str] = field(default_factory=dict)  # version → base URL
     prometheus: str = ""
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _prometheus_argv: list[str] = field(default_factory=list)
+    _prometheus_proc: subprocess.Popen[bytes] | None = None
 
-    def _start(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self._procs.append(
-            subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        )
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._procs.append(proc)
+        return proc
 
     def start(self, versions: dict[str, Served]) -> None:
         """`versions`: version → what its model does with the traffic."""
@@ -101,15 +103,28 @@ class ServingStack:
         config_file = self.workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
         port = free_port()
-        self._start(
-            "prometheus",
-            [PROMETHEUS, f"--config.file={config_file}",
-             f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        )  # fmt: skip
+        self._prometheus_argv = [
+            PROMETHEUS, f"--config.file={config_file}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+        ]  # fmt: skip
         self.prometheus = f"http://127.0.0.1:{port}"
+        self.start_prometheus()
         self._wait(lambda: all(self._ready(url) for url in self.servers.values()), "servers")
         self._wait(lambda: self._scraped() == len(versions), "Prometheus scraping every server")
+
+    def start_prometheus(self) -> None:
+        """Start Prometheus (again, after `stop_prometheus`: same address, same storage)."""
+        assert self._prometheus_proc is None, "Prometheus is already running"
+        self._prometheus_proc = self._start("prometheus", self._prometheus_argv)
+
+    def stop_prometheus(self) -> None:
+        """An outage: the process ends, its address refuses connections."""
+        proc, self._prometheus_proc = self._prometheus_proc, None
+        assert proc is not None, "Prometheus is not running"
+        proc.terminate()
+        proc.wait(timeout=15)
+        self._procs.remove(proc)
 
     def _ready(self, base: str) -> bool:
         try:
