@@ -4,6 +4,11 @@
 its interval (when the next weight shows in status minus when it was due), and, for 20 canaries
 whose analysis fails at its first check, the time from the check being due to 100% stable
 (phase Failed, canary Deployment gone). Results: bench/results/rollouts.md. Not a test.
+
+The failing analysis queries `FailingPrometheus`, a stand-in for Prometheus's query API that
+answers every query with 0 (a success rate of 0%): what is measured is the operator's reaction
+to a failed check, not Prometheus. (An unreachable Prometheus is no verdict: the step would
+hold until progressDeadline, docs/rollouts.md.)
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 from tests.support.kube import Kubectl  # noqa: E402
 from tests.support.models import model  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
 
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
@@ -83,12 +91,43 @@ def step_overheads(k: Kubectl, n: int, steps: list[int]) -> tuple[list[float], f
     return overheads, time.monotonic() - started
 
 
-def rollback_times(k: Kubectl, n: int) -> list[float]:
+class _ZeroAnswers(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "0"]}]},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: 20 canaries ask every step interval, and the bench prints its own table."""
+
+
+@contextmanager
+def failing_prometheus() -> Iterator[str]:
+    """The base URL of a Prometheus query API whose every answer is 0."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ZeroAnswers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def rollback_times(k: Kubectl, n: int, prometheus: str) -> list[float]:
     rollout = {
         "steps": [50],
         "stepInterval": f"{INTERVAL:g}s",
         "analysis": {
-            "prometheusUrl": f"http://127.0.0.1:{free_port()}",
+            "prometheusUrl": prometheus,
             "successRate": {"min": 99},
             "maxFailedChecks": 1,
         },
@@ -138,7 +177,8 @@ def main() -> int:
     try:
         steps = [20, 40, 60]
         overheads, total = step_overheads(k, args.rollouts, steps)
-        rollbacks = rollback_times(k, args.rollouts)
+        with failing_prometheus() as prometheus:
+            rollbacks = rollback_times(k, args.rollouts, prometheus)
     finally:
         operator.stop()
         kube.run("delete", "namespace", namespace, "--wait=false")

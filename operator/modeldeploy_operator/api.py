@@ -231,6 +231,13 @@ class NoDataPolicy(StrEnum):
     HOLD = "Hold"
 
 
+class ClientErrorPolicy(StrEnum):
+    """Whether the success rate counts the canary's 4xx answers as failures."""
+
+    COUNT = "Count"
+    IGNORE = "Ignore"
+
+
 class TrafficRouter(StrEnum):
     AUTO = "Auto"
     GATEWAY_API = "GatewayAPI"
@@ -629,10 +636,18 @@ STEPS_RULE = Rule(
 
 
 class SuccessRateCheck(SpecModel):
-    """Canary success rate: percent of its responses that are not HTTP 5xx."""
+    """Canary success rate: percent of its responses that are neither 5xx nor (unless ignored)
+    4xx. A version that refuses the requests stable serves (a model retrained on other
+    features answers 400) fails the canary like one that crashes."""
 
     min: float = Field(
         description="Lowest acceptable success rate, in percent (e.g. 99).", ge=0, le=100
+    )
+    client_errors: ClientErrorPolicy = Field(
+        default=ClientErrorPolicy.COUNT,
+        description="Count: 4xx answers are failures. Ignore: only 5xx are, for clients that "
+        "often send invalid requests; compareWithStable still judges the canary's 4xx against "
+        "stable's.",
     )
 
 
@@ -643,13 +658,27 @@ class LatencyCheck(SpecModel):
 
 
 class StableComparisonCheck(SpecModel):
-    """The canary compared with the stable version over the same window."""
+    """The canary compared with the stable version over the same window: its 5xx rate, and its
+    4xx rate (client errors stable does not produce on the same traffic are the canary's)."""
 
     max_error_rate_increase: float = Field(
-        description="How many percentage points the canary's error rate may exceed stable's.",
+        description="How many percentage points the canary's 5xx rate may exceed stable's.",
         ge=0,
         le=100,
     )
+    max_client_error_rate_increase: float | None = Field(
+        default=None,
+        description="How many percentage points the canary's 4xx rate may exceed stable's; "
+        "default: maxErrorRateIncrease.",
+        ge=0,
+        le=100,
+    )
+
+    @property
+    def client_error_bound(self) -> float:
+        if self.max_client_error_rate_increase is None:
+            return self.max_error_rate_increase
+        return self.max_client_error_rate_increase
 
 
 class DriftCheck(SpecModel):
@@ -689,14 +718,16 @@ class AnalysisSpec(SpecModel):
         path="spec.rollout.analysis.interval",
     )
     success_rate: SuccessRateCheck | None = Field(
-        default=None, description="Fail when the canary's non-5xx percentage is below min."
+        default=None,
+        description="Fail when the canary's percentage of answers that are neither 5xx nor "
+        "(unless clientErrors is Ignore) 4xx is below min.",
     )
     latency_p99_ms: LatencyCheck | None = Field(
         default=None, description="Fail when the canary's p99 latency is above max milliseconds."
     )
     compare_with_stable: StableComparisonCheck | None = Field(
         default=None,
-        description="Fail when the canary's error rate is worse than stable's by a margin.",
+        description="Fail when the canary's 5xx or 4xx rate is worse than stable's by a margin.",
     )
     drift: DriftCheck | None = Field(
         default=None,
@@ -1036,7 +1067,8 @@ class AnalysisCheckResult(StatusModel):
     """One check of one analysis run."""
 
     name: str = Field(
-        description="successRate, latencyP99Ms, compareWithStable, drift or another check."
+        description="successRate, latencyP99Ms, compareWithStable, "
+        "compareClientErrorsWithStable, drift or another check."
     )
     value: float | None = Field(
         default=None, description="Measured value; absent when there was no data."
@@ -1053,12 +1085,19 @@ class AnalysisResult(StatusModel):
     canary_version: str | None = Field(default=None, description="The canary version analysed.")
     step: int | None = Field(default=None, description="The step (index into spec.rollout.steps).")
     passed: bool = Field(description="Whether every check passed.")
-    success_rate: float | None = Field(default=None, description="Canary non-5xx percentage.")
+    success_rate: float | None = Field(
+        default=None,
+        description="Canary percentage of answers that are not 5xx (nor 4xx, unless "
+        "successRate.clientErrors is Ignore).",
+    )
     latency_p99_ms: float | None = Field(
         default=None, description="Canary p99 latency in milliseconds."
     )
     error_rate_increase: float | None = Field(
-        default=None, description="Canary error rate minus stable's, in percentage points."
+        default=None, description="Canary 5xx rate minus stable's, in percentage points."
+    )
+    client_error_rate_increase: float | None = Field(
+        default=None, description="Canary 4xx rate minus stable's, in percentage points."
     )
     drift_psi: float | None = Field(
         default=None, description="PSI of canary vs stable predictions."

@@ -13,6 +13,8 @@ A rollout starts when `spec.model.version` differs from the stable version:
   step i   — the canary gets `steps[i]` percent; after `stepInterval` the analysis runs (if any):
              pass → next step, or promotion after the last; fail → a failed check, rollback at
              `maxFailedChecks`; no data → per `noData` (Hold waits up to the progress deadline);
+             Prometheus unreachable → no verdict: the step holds (condition and Event say why)
+             and asks again each interval, up to the progress deadline;
   promoted — the canary becomes stable, the old stable goes;
   rolled back — 100% stable at once, the canary goes, phase Failed until the spec changes.
 Setting the version back to the stable one aborts at once with no analysis; a newer version
@@ -40,6 +42,8 @@ from modeldeploy_operator.health import DeploymentHealth
 Outcome = Literal["pass", "fail", "hold"]
 Request = Literal["promote", "abort", "pause", "resume"]
 PAUSED_BY_REQUEST = "PausedByRequest"
+# The Progressing condition's reason (and the Event's) while Prometheus cannot answer.
+ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
 # While something is in motion, look again this often even without watch events (deadlines).
 RECHECK_SECONDS = 5.0
 
@@ -66,6 +70,14 @@ class RolloutState:
 
 
 @dataclass(frozen=True)
+class AnalysisUnavailable:
+    """The analysis got no answer from Prometheus (`rollout.analysis.AnalysisError`): no
+    verdict on the canary, so nothing to count."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class Failure:
     reason: str
     message: str
@@ -84,6 +96,7 @@ class Plan:
     failure: Failure | None = None  # the latest rollback, while the spec still asks for it
     events: list[Event] = field(default_factory=list)
     request_id: str | None = None  # the user request this pass consumed
+    analysis_unavailable: str | None = None  # why the step holds: Prometheus did not answer
 
     @property
     def canary_track(self) -> TrackPlan | None:
@@ -119,11 +132,12 @@ def plan_tracks(
     health: dict[str, DeploymentHealth],
     now: datetime,
     routing: Routing,
-    analysis: tuple[Outcome, AnalysisResult] | None = None,
+    analysis: tuple[Outcome, AnalysisResult] | AnalysisUnavailable | None = None,
     request: tuple[str, Request] | None = None,
 ) -> Plan:
-    """`analysis` is the verdict of an analysis the reconciler ran because a previous call
-    returned `analysis_due`; `request` is an unconsumed (id, verb) from `kubectl modeldeploy`."""
+    """`analysis` is the verdict (or why there is none) of an analysis the reconciler ran
+    because a previous call returned `analysis_due`; `request` is an unconsumed (id, verb) from
+    `kubectl modeldeploy`."""
     target = md.spec.serving()
     status = md.status
     stable = status.stable_serving
@@ -319,7 +333,7 @@ def _canary(
     stable: ServingTemplate,
     target: ServingTemplate,
     replicas: int | None,
-    analysis: tuple[Outcome, AnalysisResult] | None,
+    analysis: tuple[Outcome, AnalysisResult] | AnalysisUnavailable | None,
     request: tuple[str, Request] | None,
 ) -> Plan:
     spec = md.spec.rollout
@@ -380,6 +394,7 @@ def _canary(
     deadline = parse_duration(spec.progress_deadline)
     interval = parse_duration(spec.step_interval)
     analysis_due = False
+    unavailable: str | None = None
     requeue = RECHECK_SECONDS
 
     if state.step is None:
@@ -410,16 +425,36 @@ def _canary(
         elif analysis is None:
             verdict = "hold"
             analysis_due = True
+        elif isinstance(analysis, AnalysisUnavailable):
+            # Not a verdict on the canary: hold, counting nothing, as long as the deadline allows.
+            if elapsed > deadline:
+                return _rollback(
+                    md, stable, target, replicas, "ProgressDeadlineExceeded",
+                    f"analysis got no answer from Prometheus within {spec.progress_deadline}: "
+                    f"{analysis.message}", state.last_analysis, request_id,
+                )  # fmt: skip
+            unavailable = analysis.message
+            if _progressing_reason(md) != ANALYSIS_UNAVAILABLE:
+                events.append(
+                    Event(
+                        ANALYSIS_UNAVAILABLE,
+                        f"canary {target.model.version} held at {state.weight}%: {unavailable}; "
+                        f"no check counted; rolled back if Prometheus stays unavailable past "
+                        f"progressDeadline {spec.progress_deadline}",
+                        warning=True,
+                    )
+                )
         else:
             verdict, result = analysis
             state = replace(state, last_analysis=result)
         if not analysis_due:
-            state, verdict_plan = _judge(
-                md, stable, target, replicas, state, verdict, result, now, elapsed, deadline,
-                events, request_id,
-            )  # fmt: skip
-            if verdict_plan is not None:
-                return verdict_plan
+            if unavailable is None:
+                state, verdict_plan = _judge(
+                    md, stable, target, replicas, state, verdict, result, now, elapsed,
+                    deadline, events, request_id,
+                )  # fmt: skip
+                if verdict_plan is not None:
+                    return verdict_plan
             requeue = interval
 
     weight = state.weight or 0
@@ -444,6 +479,7 @@ def _canary(
         analysis_due=analysis_due,
         events=events,
         request_id=request_id,
+        analysis_unavailable=unavailable,
     )
 
 
@@ -497,6 +533,13 @@ def _judge(
             request_id,
         )  # fmt: skip
     return state, None
+
+
+def _progressing_reason(md: ModelDeployment) -> str | None:
+    for cond in md.status.conditions:
+        if cond.type == "Progressing":
+            return cond.reason
+    return None
 
 
 def _paused_by_request(md: ModelDeployment) -> bool:

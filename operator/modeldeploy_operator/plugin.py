@@ -35,6 +35,13 @@ from typing import Any, Final, TextIO
 
 from modeldeploy_operator import api
 from modeldeploy_operator.api import ModelDeploymentStatus
+from modeldeploy_operator.rollout.analysis import (
+    COMPARE_CLIENT_ERRORS_WITH_STABLE,
+    COMPARE_WITH_STABLE,
+    DRIFT,
+    LATENCY_P99_MS,
+    SUCCESS_RATE,
+)
 
 REQUEST_ANNOTATION: Final = "modeldeploy.dev/request"
 REQUEST_ID_ANNOTATION: Final = "modeldeploy.dev/request-id"
@@ -49,10 +56,11 @@ POLL_SECONDS: Final = 1.0
 
 # How each check's value reads, by AnalysisCheckResult.name.
 CHECK_UNITS: Final = {
-    "successRate": "%",
-    "latencyP99Ms": " ms",
-    "compareWithStable": " pp",
-    "drift": " PSI",
+    SUCCESS_RATE: "%",
+    LATENCY_P99_MS: " ms",
+    COMPARE_WITH_STABLE: " pp",
+    COMPARE_CLIENT_ERRORS_WITH_STABLE: " pp",
+    DRIFT: " PSI",
 }
 
 

@@ -31,7 +31,13 @@ from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
 from modeldeploy_operator.monitoring import desired_monitoring
 from modeldeploy_operator.monitoring.keda import desired_scaled_object, scale_to_zero
-from modeldeploy_operator.planning import Outcome, Plan, Routing, plan_tracks
+from modeldeploy_operator.planning import (
+    AnalysisUnavailable,
+    Outcome,
+    Plan,
+    Routing,
+    plan_tracks,
+)
 from modeldeploy_operator.requests import pending_request
 from modeldeploy_operator.rollout.analysis import AnalysisError, run_analysis
 from modeldeploy_operator.rollout.routers.base import TrafficRouter, with_traffic_objects
@@ -40,6 +46,7 @@ from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRoute
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.status import StatusChange, compute_status
 from modeldeploy_operator.telemetry import (
+    ANALYSIS_UNANSWERED,
     CANARY_WEIGHT,
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
@@ -345,7 +352,7 @@ class Reconciler:
 
     async def _analyse(
         self, md: ModelDeployment, plan: Plan, now: datetime
-    ) -> tuple[Outcome, AnalysisResult]:
+    ) -> tuple[Outcome, AnalysisResult] | AnalysisUnavailable:
         spec = md.spec.rollout.analysis
         assert spec is not None and plan.stable is not None
         step = plan.rollout.step or 0
@@ -363,15 +370,11 @@ class Reconciler:
                 default_window=md.spec.rollout.step_interval,
             )
         except (AnalysisError, aiohttp.ClientError, TimeoutError) as err:
-            # An unreachable or failing Prometheus is a failed check, not a pass: counted
-            # towards maxFailedChecks like any other (and visible in lastAnalysis).
-            return "fail", AnalysisResult(
-                time=now,
-                canary_version=plan.target.model.version,
-                step=step,
-                passed=False,
-                message=f"analysis query failed: {err}",
-            )
+            # No verdict on the canary, neither a pass nor a failed check: the plan holds the
+            # step and says why, until Prometheus answers or the progress deadline passes.
+            ANALYSIS_UNANSWERED.inc()
+            log.warning("%s/%s: analysis held: %s", md.metadata.namespace, md.metadata.name, err)
+            return AnalysisUnavailable(str(err) or type(err).__name__)
 
     def _prometheus_session(self) -> aiohttp.ClientSession:
         if self._http is None:

@@ -15,7 +15,7 @@ from modeldeploy_operator.api import ModelDeployment, ServingTemplate
 from modeldeploy_operator.health import DeploymentHealth
 from modeldeploy_operator.monitoring import ERROR_PREFIX as MONITORING_ERROR
 from modeldeploy_operator.monitoring.keda import ScaleToZero
-from modeldeploy_operator.planning import PAUSED_BY_REQUEST, Event, Plan
+from modeldeploy_operator.planning import ANALYSIS_UNAVAILABLE, PAUSED_BY_REQUEST, Event, Plan
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError
 
 
@@ -84,6 +84,16 @@ def _progressing(md: ModelDeployment, plan: Plan, health: dict[str, DeploymentHe
             f"traffic until every canary replica is ready: {detail}",
         )
     steps = md.spec.rollout.steps
+    if plan.analysis_unavailable is not None:
+        return Condition(
+            "Progressing",
+            True,
+            ANALYSIS_UNAVAILABLE,
+            f"canary {target_version} held at {state.weight}% (step {state.step + 1}/"
+            f"{len(steps)}): Prometheus did not answer the analysis: {plan.analysis_unavailable}; "
+            f"no check counted (failed checks {state.failed_checks}); rolled back if this lasts "
+            f"past progressDeadline {md.spec.rollout.progress_deadline}",
+        )
     waiting = "analysing" if plan.analysis_due else "waiting for the next analysis"
     return Condition(
         "Progressing",

@@ -35,6 +35,11 @@ MANAGED_OBJECTS = Gauge(
     "Objects the operator currently tracks, by kind.",
     ["kind"],
 )
+ANALYSIS_UNANSWERED = Counter(
+    "modeldeploy_operator_analysis_unanswered_total",
+    "Canary analyses Prometheus did not answer (unreachable, an HTTP error, a rejected query); "
+    "each holds its step instead of counting a check.",
+)
 ROLLOUTS_IN_PROGRESS = Gauge(
     "modeldeploy_operator_rollouts_in_progress",
     "ModelDeployments with a canary rollout in progress.",

@@ -58,22 +58,29 @@ def test_canary_steps_through_weights_then_promotes(operator: OperatorProcess, k
     assert "RolloutStarted" in reasons and "Promoted" in reasons
 
 
-def test_failing_analysis_rolls_back_and_reports_failed(
+def test_an_unreachable_prometheus_holds_the_step_then_rolls_back_at_the_deadline(
     operator: OperatorProcess, k: Kubectl
 ) -> None:
-    """Prometheus unreachable: every check fails; at maxFailedChecks the canary goes at once."""
+    """Prometheus unreachable: no verdict, so no failed check (even with maxFailedChecks 1);
+    the step holds until progressDeadline, then the canary goes at once and stays gone."""
+    prometheus = f"http://127.0.0.1:{free_port()}"
     rollout = {
         "steps": [20, 40],
         "stepInterval": "1s",
-        "analysis": {
-            "prometheusUrl": f"http://127.0.0.1:{free_port()}",
-            "successRate": {"min": 99},
-            "maxFailedChecks": 2,
-        },
+        "progressDeadline": "15s",
+        "analysis": {"prometheusUrl": prometheus, "successRate": {"min": 99}, "maxFailedChecks": 1},
     }
     k.apply(model("sad", "1", rollout=rollout))
     wait_ready(k, "sad")
     k.apply(model("sad", "2", rollout=rollout))
+
+    def held() -> dict[str, Any] | None:
+        st = status(k, "sad")
+        progressing = condition(k.get("md", "sad"), "Progressing")
+        return st if progressing.get("reason") == "AnalysisUnavailable" else None
+
+    st = eventually(held, timeout=60, interval=0.3, what="the step held")
+    assert st["phase"] == "Progressing" and st["failedChecks"] == 0 and st["canaryWeight"] == 20
 
     def failed() -> dict[str, Any] | None:
         st = status(k, "sad")
@@ -81,10 +88,20 @@ def test_failing_analysis_rolls_back_and_reports_failed(
 
     st = eventually(failed, timeout=60, what="phase Failed")
     assert st["stableVersion"] == "1"
-    assert st.get("canaryVersion") is None
+    assert st.get("canaryVersion") is None and st.get("lastAnalysis") is None
     progressing = condition(k.get("md", "sad"), "Progressing")
-    assert progressing["status"] == "False" and progressing["reason"] == "AnalysisFailed"
-    assert "analysis query failed" in st["lastAnalysis"]["message"]
+    assert progressing["status"] == "False"
+    assert progressing["reason"] == "ProgressDeadlineExceeded"
+    events = json.loads(
+        k.run("get", "events", "--field-selector", "involvedObject.name=sad", "-o", "json")
+    )["items"]
+    rolled_back = [e["message"] for e in events if e["reason"] == "RolledBack"]
+    assert len(rolled_back) == 1, rolled_back
+    assert (
+        f"no answer from Prometheus within 15s: cannot reach Prometheus at {prometheus}"
+        in (rolled_back[0])
+    )
+    assert not [e for e in events if e["reason"] == "AnalysisFailed"]
     eventually(lambda: k.get("deployment", "sad-v2") is None, what="canary removed")
     svc = k.get("service", "sad")
     assert svc is not None and svc["spec"]["selector"][naming.LABEL_VERSION] == "1"

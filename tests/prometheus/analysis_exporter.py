@@ -6,7 +6,8 @@ picks itself and prints as one JSON line once they listen:
 - `ml`: ModelDeployment iris — version 1 (stable), 2 (a healthy canary) and 3 (a canary with
   40% HTTP 500s, every request 400 ms, and shifted predictions);
 - `other`: a same-named iris in another namespace whose version 2 answers nothing but 500s;
-- `plain`: ModelDeployment plain, versions 1 and 2, healthy (scraped without a namespace label).
+- `plain`: ModelDeployment plain, versions 1 and 2 (scraped without a namespace label); version 2
+  also answers 1 request in 11 with a 404 that version 1 never gives.
 
 Every counter grows at a fixed rate from the moment the process starts, computed at scrape time
 from one clock reading, so the rates and ratios Prometheus sees are exact and all series of a

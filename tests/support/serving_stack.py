@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import httpx
@@ -33,11 +34,21 @@ ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus")
 
 
-def write_model(directory: Path, failing: bool = False) -> None:
-    """An iris LogisticRegression, or a classifier whose every prediction fails (HTTP 500)."""
+class Served(Enum):
+    """What a version's model does with the iris rows `traffic()` sends."""
+
+    HEALTHY = "an iris LogisticRegression: every prediction answers 200"
+    FAILING = "a classifier whose every prediction fails: HTTP 500"
+    # A version retrained with a fifth feature: today's 4-feature rows are refused, HTTP 400.
+    FIVE_FEATURES = "a LogisticRegression trained on 5 features: iris rows answer 400"
+
+
+def write_model(directory: Path, served: Served = Served.HEALTHY) -> None:
     features, target = load_iris(return_X_y=True)
     directory.mkdir(parents=True, exist_ok=True)
-    model = ExplodingClassifier() if failing else LogisticRegression(max_iter=500)
+    if served is Served.FIVE_FEATURES:
+        features = np.column_stack([features, features[:, 0] * features[:, 1]])
+    model = ExplodingClassifier() if served is Served.FAILING else LogisticRegression(max_iter=500)
     joblib.dump(model.fit(features, target), directory / "model.joblib")
 
 
@@ -49,22 +60,24 @@ class ServingStack:
     servers: dict[str, str] = field(default_factory=dict)  # version → base URL
     prometheus: str = ""
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _prometheus_argv: list[str] = field(default_factory=list)
+    _prometheus_proc: subprocess.Popen[bytes] | None = None
 
-    def _start(self, name: str, argv: list[str]) -> None:
-        log = (self.workdir / f"{name}.log").open("wb")
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self._procs.append(
-            subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        )
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._procs.append(proc)
+        return proc
 
-    def start(self, versions: dict[str, bool]) -> None:
-        """`versions`: version → whether its model fails every prediction."""
+    def start(self, versions: dict[str, Served]) -> None:
+        """`versions`: version → what its model does with the traffic."""
         if PROMETHEUS is None:
             raise RuntimeError("the prometheus binary is missing (Debian package `prometheus`)")
         ports = {version: free_port() for version in versions}
-        for version, failing in versions.items():
+        for version, served in versions.items():
             model_dir = self.workdir / f"model-v{version}"
-            write_model(model_dir, failing)
+            write_model(model_dir, served)
             self._start(
                 f"serve-v{version}",
                 [sys.executable, "-m", "modeldeploy_serving.server", "--model-dir",
@@ -90,15 +103,28 @@ class ServingStack:
         config_file = self.workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))
         port = free_port()
-        self._start(
-            "prometheus",
-            [PROMETHEUS, f"--config.file={config_file}",
-             f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        )  # fmt: skip
+        self._prometheus_argv = [
+            PROMETHEUS, f"--config.file={config_file}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
+        ]  # fmt: skip
         self.prometheus = f"http://127.0.0.1:{port}"
+        self.start_prometheus()
         self._wait(lambda: all(self._ready(url) for url in self.servers.values()), "servers")
         self._wait(lambda: self._scraped() == len(versions), "Prometheus scraping every server")
+
+    def start_prometheus(self) -> None:
+        """Start Prometheus (again, after `stop_prometheus`: same address, same storage)."""
+        assert self._prometheus_proc is None, "Prometheus is already running"
+        self._prometheus_proc = self._start("prometheus", self._prometheus_argv)
+
+    def stop_prometheus(self) -> None:
+        """An outage: the process ends, its address refuses connections."""
+        proc, self._prometheus_proc = self._prometheus_proc, None
+        assert proc is not None, "Prometheus is not running"
+        proc.terminate()
+        proc.wait(timeout=15)
+        self._procs.remove(proc)
 
     def _ready(self, base: str) -> bool:
         try:

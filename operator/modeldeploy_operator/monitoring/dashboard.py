@@ -91,7 +91,7 @@ def _panel(
 def _panels() -> list[dict[str, Any]]:
     per_version = "sum by (version)"
     requests = f"rate({_series(m.REQUESTS_TOTAL)}[{RATE}])"
-    errors = f"rate({_series(m.REQUESTS_TOTAL, regex={'code': '5..'})}[{RATE}])"
+    errors = f"rate({_series(m.REQUESTS_TOTAL, regex={'code': m.SERVER_ERROR_CODES})}[{RATE}])"
     latency = f"sum by (version, le) (rate({_series(m.REQUEST_DURATION_BUCKET)}[{RATE}]))"
     values = f"sum by (version, le) (rate({_series(m.PREDICTION_VALUE_BUCKET)}[{RATE}]))"
     deployments = m.selector(

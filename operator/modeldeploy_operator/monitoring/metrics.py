@@ -30,6 +30,9 @@ FEATURE_DRIFT: Final = "modeldeploy_feature_drift"
 MODEL_LOADED: Final = "modeldeploy_model_loaded"
 MODEL_INFO: Final = "modeldeploy_model_info"
 DRIFT_WINDOW_ROWS: Final = "modeldeploy_drift_window_rows"
+# Values of REQUESTS_TOTAL's `code` label, as RE2 patterns for `code=~`.
+SERVER_ERROR_CODES: Final = "5.."
+CLIENT_ERROR_CODES: Final = "4.."
 
 # The operator. CANARY_WEIGHT: percent of traffic on the canary, labelled with the canary's
 # version, present only while a rollout is in progress. ROLLED_BACK: 1 while the serving

@@ -100,7 +100,7 @@ def _alerts(md: ModelDeployment, t: MonitoringThresholds) -> list[Alert]:
     version = "version {{ $labels.version }}"
 
     requests = m.selector(m.REQUESTS_TOTAL, model)
-    errors = m.selector(m.REQUESTS_TOTAL, model, regex={"code": "5.."})
+    errors = m.selector(m.REQUESTS_TOTAL, model, regex={"code": m.SERVER_ERROR_CODES})
     error_rate = (
         f"100 * sum by ({per_version}) (rate({errors}[{RATE_WINDOW}]))"
         f" / sum by ({per_version}) (rate({requests}[{RATE_WINDOW}]))"

@@ -9,12 +9,18 @@ label at all (where nothing could tell two same-named models apart anyway).
 
 Checks (names are what `AnalysisCheckResult.name` says):
 
-- `successRate`: percent of the canary's responses that are not 5xx. Written as
-  `100 * (1 - errors / total)` with `errors or vector(0)`, so a canary without a single 5xx
-  series is 100%, a canary whose every response is a 5xx is 0% (not "no data"), and only a
-  canary without requests in the window is "no data".
+- `successRate`: percent of the canary's responses that are neither 5xx nor 4xx (5xx only with
+  `clientErrors: Ignore`). The model server answers 4xx when the model refuses the input (a
+  feature-count mismatch, the estimator's ValueError/TypeError): a version that refuses what
+  clients send is as broken for them as one that crashes. Written as `100 * (1 - errors /
+  total)` with `errors or vector(0)`, so a canary without a single error series is 100%, a
+  canary whose every response is an error is 0% (not "no data"), and only a canary without
+  requests in the window is "no data".
 - `latencyP99Ms`: `histogram_quantile(0.99, ...)` of the canary's request durations, in ms.
-- `compareWithStable`: canary error rate minus stable's, in percentage points.
+- `compareWithStable`: canary 5xx rate minus stable's, in percentage points.
+- `compareClientErrorsWithStable` (with `compareWithStable`): canary 4xx rate minus stable's.
+  Both versions get the same clients, so the 4xx both produce (the clients' own mistakes)
+  cancel out, and what remains are requests stable serves and the canary refuses.
 - `drift`: the population stability index of the canary's prediction distribution against
   stable's over the window, computed here from per-class prediction counts (classifiers) or
   prediction-value histogram buckets (regressors) of both versions. Fewer than
@@ -46,28 +52,31 @@ from modeldeploy_operator.api import (
     AnalysisCheckResult,
     AnalysisResult,
     AnalysisSpec,
+    ClientErrorPolicy,
     NoDataPolicy,
     parse_duration,
 )
+from modeldeploy_operator.monitoring.metrics import (
+    CLIENT_ERROR_CODES,
+    PREDICTION_VALUE_BUCKET,
+    PREDICTIONS_TOTAL,
+    REQUEST_DURATION_BUCKET,
+    REQUESTS_TOTAL,
+    SERVER_ERROR_CODES,
+)
 
 Outcome = Literal["pass", "fail", "hold"]
-
-# The series the model server exports (CONVENTIONS: the model server).
-REQUESTS_TOTAL: Final = "modeldeploy_requests_total"
-REQUEST_DURATION_BUCKET: Final = "modeldeploy_request_duration_seconds_bucket"
-PREDICTIONS_TOTAL: Final = "modeldeploy_predictions_total"
-PREDICTION_VALUE_BUCKET: Final = "modeldeploy_prediction_value_bucket"
 
 # Check names, as status reports them.
 SUCCESS_RATE: Final = "successRate"
 LATENCY_P99_MS: Final = "latencyP99Ms"
 COMPARE_WITH_STABLE: Final = "compareWithStable"
+COMPARE_CLIENT_ERRORS_WITH_STABLE: Final = "compareClientErrorsWithStable"
 DRIFT: Final = "drift"
 # The two queries behind the drift check; their results are vectors, not one number.
 DRIFT_CANARY: Final = "drift.canary"
 DRIFT_STABLE: Final = "drift.stable"
 
-SERVER_ERROR_CODES: Final = "5.."
 LATENCY_QUANTILE: Final = 0.99
 # Below this many predictions per version in the window the drift check reports no data.
 MIN_DRIFT_SAMPLES: Final = 20
@@ -129,15 +138,24 @@ def _sum_rate(metric: str, selector: str, window: str) -> str:
     return f"sum(rate({metric}{selector}[{window}]))"
 
 
-def _error_ratio(namespace: str, model: str, version: str, window: str) -> str:
-    """Fraction of a version's responses that are 5xx; empty only when it has no requests."""
+def _error_ratio(namespace: str, model: str, version: str, window: str, codes: str) -> str:
+    """Fraction of a version's responses whose code matches the RE2 pattern `codes`; empty
+    only when it has no requests."""
     errors = _sum_rate(
-        REQUESTS_TOTAL,
-        _selector(namespace, model, version, f',code=~"{SERVER_ERROR_CODES}"'),
-        window,
+        REQUESTS_TOTAL, _selector(namespace, model, version, f',code=~"{codes}"'), window
     )
     total = _sum_rate(REQUESTS_TOTAL, _selector(namespace, model, version), window)
     return f"(({errors} or vector(0)) / {total})"
+
+
+def _increase_over_stable(
+    namespace: str, model: str, canary: str, stable: str, window: str, codes: str
+) -> str:
+    """Percentage points by which the canary's share of `codes` exceeds stable's."""
+    return (
+        f"100 * ({_error_ratio(namespace, model, canary, window, codes)}"
+        f" - {_error_ratio(namespace, model, stable, window, codes)})"
+    )
 
 
 def _prediction_distribution(namespace: str, model: str, version: str, window: str) -> str:
@@ -162,7 +180,12 @@ def build_queries(
     w = promql_duration(window)
     queries: dict[str, str] = {}
     if spec.success_rate is not None:
-        queries[SUCCESS_RATE] = f"100 * (1 - {_error_ratio(namespace, model, canary_version, w)})"
+        failures = SERVER_ERROR_CODES
+        if spec.success_rate.client_errors == ClientErrorPolicy.COUNT:
+            failures = f"{CLIENT_ERROR_CODES}|{SERVER_ERROR_CODES}"
+        queries[SUCCESS_RATE] = (
+            f"100 * (1 - {_error_ratio(namespace, model, canary_version, w, failures)})"
+        )
     if spec.latency_p99_ms is not None:
         buckets = (
             f"sum by (le) (rate({REQUEST_DURATION_BUCKET}"
@@ -170,9 +193,11 @@ def build_queries(
         )
         queries[LATENCY_P99_MS] = f"1000 * histogram_quantile({LATENCY_QUANTILE}, {buckets})"
     if spec.compare_with_stable is not None:
-        queries[COMPARE_WITH_STABLE] = (
-            f"100 * ({_error_ratio(namespace, model, canary_version, w)}"
-            f" - {_error_ratio(namespace, model, stable_version, w)})"
+        queries[COMPARE_WITH_STABLE] = _increase_over_stable(
+            namespace, model, canary_version, stable_version, w, SERVER_ERROR_CODES
+        )
+        queries[COMPARE_CLIENT_ERRORS_WITH_STABLE] = _increase_over_stable(
+            namespace, model, canary_version, stable_version, w, CLIENT_ERROR_CODES
         )
     if spec.drift is not None:
         queries[DRIFT_CANARY] = _prediction_distribution(namespace, model, canary_version, w)
@@ -298,7 +323,17 @@ def _rules(spec: AnalysisSpec) -> list[_Rule]:
                 COMPARE_WITH_STABLE,
                 spec.compare_with_stable.max_error_rate_increase,
                 True,
-                "error rate increase over stable",
+                "5xx rate increase over stable",
+                " percentage points",
+                "the canary or the stable version served no requests in the window",
+            )
+        )
+        rules.append(
+            _Rule(
+                COMPARE_CLIENT_ERRORS_WITH_STABLE,
+                spec.compare_with_stable.client_error_bound,
+                True,
+                "4xx rate increase over stable",
                 " percentage points",
                 "the canary or the stable version served no requests in the window",
             )
@@ -403,6 +438,7 @@ def evaluate(
         success_rate=by_name.get(SUCCESS_RATE),
         latency_p99_ms=by_name.get(LATENCY_P99_MS),
         error_rate_increase=by_name.get(COMPARE_WITH_STABLE),
+        client_error_rate_increase=by_name.get(COMPARE_CLIENT_ERRORS_WITH_STABLE),
         drift_psi=by_name.get(DRIFT),
         checks=checks,
         message=message,

@@ -326,6 +326,16 @@ class TestRollout:
             ({"successRate": {"min": -1}}, "successRate.min"),
             ({"latencyP99Ms": {"max": 0}}, "latencyP99Ms.max"),
             ({"compareWithStable": {"maxErrorRateIncrease": 150}}, "maxErrorRateIncrease"),
+            (
+                {
+                    "compareWithStable": {
+                        "maxErrorRateIncrease": 1,
+                        "maxClientErrorRateIncrease": -1,
+                    }
+                },
+                "maxClientErrorRateIncrease",
+            ),
+            ({"successRate": {"min": 99, "clientErrors": "Sometimes"}}, "clientErrors"),
             ({"drift": {"maxPsi": 0}}, "drift.maxPsi"),
             ({"successRate": {"min": 99}, "maxFailedChecks": 0}, "maxFailedChecks"),
             ({"successRate": {"min": 99}, "noData": "Ignore"}, "noData"),
@@ -342,9 +352,9 @@ class TestRollout:
         analysis = {
             "prometheusUrl": "http://prometheus.monitoring:9090",
             "interval": "1m",
-            "successRate": {"min": 99.5},
+            "successRate": {"min": 99.5, "clientErrors": "Ignore"},
             "latencyP99Ms": {"max": 250},
-            "compareWithStable": {"maxErrorRateIncrease": 1},
+            "compareWithStable": {"maxErrorRateIncrease": 1, "maxClientErrorRateIncrease": 2},
             "drift": {"maxPsi": 0.2},
             "maxFailedChecks": 3,
             "noData": "Hold",

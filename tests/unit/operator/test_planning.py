@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from modeldeploy_operator.api import AnalysisResult, ModelDeployment
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.planning import Plan, Routing, plan_tracks
+from modeldeploy_operator.planning import AnalysisUnavailable, Plan, Routing, plan_tracks
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.status import compute_status
 
@@ -176,6 +176,64 @@ def test_hold_waits_until_the_progress_deadline() -> None:
     assert waiting.failure is None and waiting.rollout.step == 0
     late = plan_tracks(model, health, T0 + timedelta(minutes=11), ROUTING, analysis=hold)
     assert late.failure is not None and late.failure.reason == "AnalysisNoData"
+
+
+OUTAGE = AnalysisUnavailable(
+    "cannot reach Prometheus at http://prometheus:9090/api/v1/query: Connection refused"
+)
+
+
+def progressing(model: ModelDeployment) -> dict[str, Any]:
+    return next(
+        c.model_dump(mode="json", by_alias=True)
+        for c in model.status.conditions
+        if c.type == "Progressing"
+    )
+
+
+def test_an_unreachable_prometheus_holds_the_step_without_counting_a_check() -> None:
+    model, health = at_first_step(**ANALYSIS)
+    at = T0 + timedelta(seconds=61)
+    due = plan_tracks(model, health, at, ROUTING)
+    assert due.analysis_due
+    held = plan_tracks(model, health, at, ROUTING, analysis=OUTAGE)
+    assert held.failure is None and not held.analysis_due
+    assert held.rollout.step == 0 and held.rollout.weight == 10
+    assert held.rollout.failed_checks == 0 and held.rollout.step_started_at == T0
+    assert held.rollout.last_analysis is None  # no verdict to report
+    assert [t.version for t in held.tracks] == ["1", "2"]
+    assert held.requeue_after == pytest.approx(60)  # asks again after one stepInterval
+    assert [(e.reason, e.warning) for e in held.events] == [("AnalysisUnavailable", True)]
+    assert "cannot reach Prometheus at http://prometheus:9090" in held.events[0].message
+    model = advance(model, held, health, at)
+    condition = progressing(model)
+    assert (condition["status"], condition["reason"]) == ("True", "AnalysisUnavailable")
+    assert "cannot reach Prometheus at http://prometheus:9090" in condition["message"]
+    assert model.status.failed_checks == 0 and model.status.phase == "Progressing"
+
+    # Still down a step interval later: still held, and the Event is not repeated.
+    again = at + timedelta(seconds=60)
+    still = plan_tracks(model, health, again, ROUTING, analysis=OUTAGE)
+    assert still.failure is None and still.rollout.failed_checks == 0 and still.events == []
+    model = advance(model, still, health, again)
+
+    # Prometheus is back: the next analysis is judged as usual and the step advances.
+    back = again + timedelta(seconds=60)
+    resumed = plan_tracks(model, health, back, ROUTING, analysis=("pass", result(True)))
+    assert resumed.failure is None and resumed.rollout.step == 1
+    assert [e.reason for e in resumed.events] == ["StepAdvanced"]
+    model = advance(model, resumed, health, back)
+    assert progressing(model)["reason"] == "CanaryStep"
+
+
+def test_an_outage_past_the_progress_deadline_rolls_back() -> None:
+    model, health = at_first_step(**ANALYSIS)
+    late = plan_tracks(model, health, T0 + timedelta(minutes=11), ROUTING, analysis=OUTAGE)
+    assert late.failure is not None and late.failure.reason == "ProgressDeadlineExceeded"
+    assert "10m" in late.failure.message
+    assert "cannot reach Prometheus at http://prometheus:9090" in late.failure.message
+    assert [t.version for t in late.tracks] == ["1"] and late.traffic_versions == ["1"]
+    assert late.rollout.failed_checks == 0
 
 
 def test_a_canary_that_never_becomes_ready_rolls_back_after_the_deadline() -> None:

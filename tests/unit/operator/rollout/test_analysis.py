@@ -47,8 +47,20 @@ FULL = spec(
 # Queries.
 
 
-def test_success_rate_query_counts_5xx_against_all_requests_of_the_canary() -> None:
+def test_success_rate_query_counts_4xx_and_5xx_against_all_requests_of_the_canary() -> None:
     q = build_queries(spec(successRate={"min": 99}), "prod", "iris", "2", "1", "1m")
+    sel = '{namespace=~"prod|",model="iris",version="2"'
+    assert q == {
+        "successRate": (
+            f'100 * (1 - ((sum(rate(modeldeploy_requests_total{sel},code=~"4..|5.."}}[60s]))'
+            f" or vector(0)) / sum(rate(modeldeploy_requests_total{sel}}}[60s]))))"
+        )
+    }
+
+
+def test_success_rate_query_with_client_errors_ignored_counts_5xx_only() -> None:
+    s = spec(successRate={"min": 99, "clientErrors": "Ignore"})
+    q = build_queries(s, "prod", "iris", "2", "1", "1m")
     sel = '{namespace=~"prod|",model="iris",version="2"'
     assert q == {
         "successRate": (
@@ -76,6 +88,22 @@ def test_comparison_subtracts_stable_error_ratio_from_canary_error_ratio() -> No
     canary_at = query.index('version="b"')
     stable_at = query.index('version="a"')
     assert canary_at < query.index(") - ((") < stable_at
+    assert query.count('code=~"5.."') == 2 and "4.." not in query
+
+
+def test_comparison_also_subtracts_stable_4xx_ratio_from_the_canary_s() -> None:
+    q = build_queries(
+        spec(compareWithStable={"maxErrorRateIncrease": 2}), "ns", "m", "b", "a", "1m"
+    )
+    client = q["compareClientErrorsWithStable"]
+
+    def ratio(version: str) -> str:
+        selector = f'namespace=~"ns|",model="m",version="{version}"'
+        errors = f'sum(rate(modeldeploy_requests_total{{{selector},code=~"4.."}}[60s]))'
+        total = f"sum(rate(modeldeploy_requests_total{{{selector}}}[60s]))"
+        return f"(({errors} or vector(0)) / {total})"
+
+    assert client == f"100 * ({ratio('b')} - {ratio('a')})"
 
 
 def test_drift_reads_class_counts_or_value_buckets_of_both_versions() -> None:
@@ -94,6 +122,7 @@ def test_only_configured_checks_are_queried() -> None:
         "successRate",
         "latencyP99Ms",
         "compareWithStable",
+        "compareClientErrorsWithStable",
         "drift.canary",
         "drift.stable",
     }
@@ -222,40 +251,72 @@ def test_prediction_psi_has_no_data_for_a_classifier_against_a_regressor_or_noth
 
 
 def test_healthy_values_pass_every_check() -> None:
-    values = {"successRate": 99.7, "latencyP99Ms": 41.0, "compareWithStable": 0.1, "drift": 0.05}
+    values = {
+        "successRate": 99.7,
+        "latencyP99Ms": 41.0,
+        "compareWithStable": 0.1,
+        "compareClientErrorsWithStable": -0.2,
+        "drift": 0.05,
+    }
     outcome, result = evaluate(FULL, values, "2", 1, NOW)
     assert outcome == "pass"
     assert result.passed and result.time == NOW and result.canary_version == "2"
     assert result.step == 1
     assert (result.success_rate, result.latency_p99_ms) == (99.7, 41.0)
     assert (result.error_rate_increase, result.drift_psi) == (0.1, 0.05)
+    assert result.client_error_rate_increase == -0.2
     assert [c.name for c in result.checks] == [
         "successRate",
         "latencyP99Ms",
         "compareWithStable",
+        "compareClientErrorsWithStable",
         "drift",
     ]
     assert all(c.passed for c in result.checks)
-    assert [c.threshold for c in result.checks] == [99, 250, 1, 0.2]
-    assert result.message == "all 4 checks passed"
+    # The 4xx bound defaults to maxErrorRateIncrease.
+    assert [c.threshold for c in result.checks] == [99, 250, 1, 1, 0.2]
+    assert result.message == "all 5 checks passed"
     assert result.checks[0].message == "success rate 99.7% meets the minimum 99%"
 
 
 def test_each_violated_check_fails_with_its_value_and_threshold() -> None:
-    values = {"successRate": 87.5, "latencyP99Ms": 480.0, "compareWithStable": 12.5, "drift": 0.5}
+    values = {
+        "successRate": 87.5,
+        "latencyP99Ms": 480.0,
+        "compareWithStable": 12.5,
+        "compareClientErrorsWithStable": 100.0,
+        "drift": 0.5,
+    }
     outcome, result = evaluate(FULL, values, "2", 0, NOW)
     assert outcome == "fail" and not result.passed
-    assert [c.passed for c in result.checks] == [False] * 4
+    assert [c.passed for c in result.checks] == [False] * 5
     messages = {c.name: c.message for c in result.checks}
     assert messages["successRate"] == "success rate 87.5% is below the minimum 99%"
     assert messages["latencyP99Ms"] == "p99 latency 480 ms is above the maximum 250 ms"
     assert messages["compareWithStable"] == (
-        "error rate increase over stable 12.5 percentage points is above the maximum 1 "
+        "5xx rate increase over stable 12.5 percentage points is above the maximum 1 "
+        "percentage points"
+    )
+    assert messages["compareClientErrorsWithStable"] == (
+        "4xx rate increase over stable 100 percentage points is above the maximum 1 "
         "percentage points"
     )
     assert messages["drift"] == "prediction PSI against stable 0.5 is above the maximum 0.2"
     assert result.message is not None
-    assert result.message.startswith("4 of 4 checks failed: successRate: success rate 87.5%")
+    assert result.message.startswith("5 of 5 checks failed: successRate: success rate 87.5%")
+
+
+def test_the_4xx_comparison_has_its_own_bound_when_set() -> None:
+    s = spec(compareWithStable={"maxErrorRateIncrease": 1, "maxClientErrorRateIncrease": 5})
+    values = {"compareWithStable": 0.0, "compareClientErrorsWithStable": 4.0}
+    outcome, result = evaluate(s, values, "2", 0, NOW)
+    assert outcome == "pass"
+    assert [(c.name, c.threshold) for c in result.checks] == [
+        ("compareWithStable", 1),
+        ("compareClientErrorsWithStable", 5),
+    ]
+    outcome, _ = evaluate(s, {**values, "compareClientErrorsWithStable": 5.5}, "2", 0, NOW)
+    assert outcome == "fail"
 
 
 def test_a_value_at_the_threshold_passes() -> None:
@@ -475,15 +536,15 @@ def test_run_analysis_queries_each_check_and_computes_drift_from_both_versions()
         ),
     }
     outcome, result = analyse(answers, FULL, seen)
-    assert len(seen) == 5
+    assert len(seen) == 6
     assert outcome == "fail"
     assert result.step == 3
     assert result.success_rate == 97.5 and result.latency_p99_ms == 120
-    assert result.error_rate_increase == 0.25
+    assert result.error_rate_increase == 0.25 and result.client_error_rate_increase == 0.25
     assert result.drift_psi == round(
         population_stability_index({"a": 50, "b": 50}, {"a": 80, "b": 20}) or 0, 4
     )
-    assert [c.passed for c in result.checks] == [False, True, True, False]
+    assert [c.passed for c in result.checks] == [False, True, True, True, False]
 
 
 def test_run_analysis_uses_the_spec_window() -> None:
