@@ -62,7 +62,10 @@ class ClientDisconnected(Exception):
 class Route:
     handler: Callable[[Scope, Receive], Awaitable[Response]]
     methods: tuple[str, ...]
-    protocol: int | None  # counted in modeldeploy_requests_total when set
+    # The protocol an inference call is counted under in the request metrics; None for every
+    # other endpoint, so that probes, metadata and scrapes never dilute a canary's success rate
+    # and latency, and a loading model's readiness 503 is not taken for a failed request.
+    counted_as: int | None
     model: str | None = None
     version: str | None = None
 
@@ -151,11 +154,11 @@ class ServingApp:
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        protocol: int | None = None
+        counted_as: int | None = None
         extra: tuple[tuple[bytes, bytes], ...] = ()
         try:
             route = self.route(scope["path"])
-            protocol = route.protocol
+            counted_as = route.counted_as
             if route.model is not None and route.model != self.settings.name:
                 raise NotFound(
                     f"model {route.model!r} is not served here; this server serves "
@@ -190,8 +193,8 @@ class ServingApp:
             }
         )
         await send({"type": "http.response.body", "body": body})
-        if protocol is not None:
-            self.metrics.record_request(protocol, status, time.perf_counter() - started)
+        if counted_as is not None:
+            self.metrics.record_request(counted_as, status, time.perf_counter() - started)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -204,16 +207,16 @@ class ServingApp:
             if rest == "infer":
                 return Route(self.v2_infer, POST, V2, name, version)
             if rest == "ready":
-                return Route(self.v2_model_ready, GET, V2, name, version)
+                return Route(self.v2_model_ready, GET, None, name, version)
             if rest == "":
-                return Route(self.v2_model_metadata, GET, V2, name, version)
+                return Route(self.v2_model_metadata, GET, None, name, version)
         elif path.startswith("/v1/models/"):
             rest = path[len("/v1/models/") :]
             name, colon, verb = rest.partition(":")
             if colon and verb == "predict":
                 return Route(self.v1_predict, POST, V1, name)
             if not colon and "/" not in name:
-                return Route(self.v1_model_status, GET, V1, name)
+                return Route(self.v1_model_status, GET, None, name)
             if colon:
                 raise NotFound(f"the V1 verb {verb!r} is not supported here; use :predict")
         elif path == "/v2/health/live":
@@ -223,9 +226,9 @@ class ServingApp:
         elif path == "/metrics":
             return Route(self.scrape, GET, None)
         elif path in ("/v2", "/v2/"):
-            return Route(self.v2_server_metadata, GET, V2)
+            return Route(self.v2_server_metadata, GET, None)
         elif path in ("/v1/models", "/v1/models/"):
-            return Route(self.v1_model_list, GET, V1)
+            return Route(self.v1_model_list, GET, None)
         raise NotFound(
             f"no endpoint at {path}; the model is at /v1/models/{self.settings.name}:predict and "
             f"/v2/models/{self.settings.name}/infer"

@@ -3,10 +3,11 @@
 Every series carries `model` and `version` labels (CONVENTIONS.md), so canary analysis never
 depends on scrape relabelling:
 
-- `modeldeploy_requests_total{protocol,code}` — inference and model-metadata requests (`v1`,
-  `v2`); health probes and scrapes are not counted.
-- `modeldeploy_request_duration_seconds{protocol}` — histogram, from the first byte of the
-  request to the response handed to the HTTP layer.
+- `modeldeploy_requests_total{protocol,code}` — inference calls only (`v1` :predict, `v2`
+  /infer); health, readiness and metadata endpoints (the kubelet's probes among them) and
+  scrapes are never counted.
+- `modeldeploy_request_duration_seconds{protocol}` — histogram of the same inference calls, from
+  the first byte of the request to the response handed to the HTTP layer.
 - `modeldeploy_predictions_total{class}` (classifiers) or `modeldeploy_prediction_value`
   (histogram, regressors; buckets from `reference.json` when it has them).
 - `modeldeploy_feature_drift{feature}` — PSI over the drift window (see drift.py), present once
@@ -198,7 +199,7 @@ class ServingMetrics:
         requests = self._sum("requests")
         counter = CounterMetricFamily(
             "modeldeploy_requests",
-            "Inference and model-metadata requests by protocol and HTTP status code.",
+            "Inference calls (V1 :predict, V2 /infer) by protocol and HTTP status code.",
             labels=[*names, "protocol", "code"],
         )
         if requests is not None:
@@ -211,7 +212,7 @@ class ServingMetrics:
         latency, latency_sum = self._sum("latency"), self._sum("latency_sum")
         histogram = HistogramMetricFamily(
             "modeldeploy_request_duration_seconds",
-            "Time from request to response, by protocol.",
+            "Time from request to response of inference calls, by protocol.",
             labels=[*names, "protocol"],
         )
         if latency is not None and latency_sum is not None:
