@@ -9,6 +9,7 @@ Endpoints (`<name>` is --name; `/versions/<version>` may follow it in V2 paths):
     GET  /v2/health/live  /v2/health/ready  /v2  /v2/models/<name>  /v2/models/<name>/ready
     POST /v2/models/<name>/infer
     GET  /v1/models  /v1/models/<name>          POST /v1/models/<name>:predict
+    GET  /   (KServe's V1 liveness: its client's `is_server_live` reads `{"status": "alive"}`)
     GET  /metrics
 """
 
@@ -221,6 +222,8 @@ class ServingApp:
                 raise NotFound(f"the V1 verb {verb!r} is not supported here; use :predict")
         elif path == "/v2/health/live":
             return Route(self.live, GET, None)
+        elif path == "/":
+            return Route(self.v1_live, GET, None)
         elif path == "/v2/health/ready":
             return Route(self.ready, GET, None)
         elif path == "/metrics":
@@ -334,6 +337,9 @@ class ServingApp:
 
     async def live(self, scope: Scope, receive: Receive) -> Response:
         return 200, b'{"live":true}', JSON
+
+    async def v1_live(self, scope: Scope, receive: Receive) -> Response:
+        return 200, protocol_v1.LIVE, JSON
 
     async def ready(self, scope: Scope, receive: Receive) -> Response:
         if self.model is None:

@@ -67,6 +67,16 @@ def test_serves_both_protocols_with_the_pinned_model(iris_dir: Path) -> None:
         assert f'sha256="{pin}"' in metrics
 
 
+def test_kserves_v1_liveness_check_over_real_http(iris_dir: Path) -> None:
+    """What KServe's V1 `InferenceRESTClient.is_server_live` does: GET the base URL, require a
+    2xx, read `status` (see test_the_root_answers_kserves_v1_liveness_check)."""
+    with ServerProcess(iris_dir) as server:
+        server.wait_ready()
+        reply = httpx.get(server.url)
+        assert reply.is_success
+        assert reply.json().get("status").lower() == "alive"
+
+
 def test_version_and_name_from_the_environment(iris_dir: Path) -> None:
     env = {"MODELDEPLOY_MODEL": "flowers", "MODELDEPLOY_VERSION": "9"}
     with ServerProcess(iris_dir, env=env, name="flowers") as server:

@@ -76,6 +76,7 @@ def test_health_metadata_and_scrapes_are_not_counted(
 ) -> None:
     app = app_for(models["logistic"].estimator, name=NAME)
     for path in [
+        "/",
         "/v2/health/live",
         "/v2/health/ready",
         "/v2",
