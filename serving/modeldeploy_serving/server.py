@@ -87,7 +87,7 @@ def serve(settings: ServerSettings) -> int:
         exit_code = EXIT_BAD_MODEL
         server.should_exit = True
 
-    app.on_fatal = fatal
+    app.dataplane.on_fatal = fatal
     # uvicorn re-raises the stop signal once it has drained; a no-op handler makes that a
     # clean return instead of death by signal.
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,0 +1,146 @@
+"""The protocol-neutral core of the server: one model, its lifecycle, and inference on rows.
+
+Every protocol's endpoints (rest/v1.py, rest/v2.py) come here with numpy rows and the outputs
+they want, and turn what comes back into their own wire format; nothing here knows about HTTP or
+JSON. What lives here: which model and version this server serves, loading it in a thread (so
+liveness answers while a large model unpickles), readiness, the input checks, where a batch is
+predicted (in a thread when it is big, through the micro-batcher when it is on, else inline) and
+what a batch adds to the metrics (predictions and drift).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from modeldeploy_serving.batching import MicroBatcher
+from modeldeploy_serving.drift import Reference, load_reference
+from modeldeploy_serving.errors import ModelLoadError, NotFound, NotReady
+from modeldeploy_serving.metrics import ServingMetrics
+from modeldeploy_serving.model import Method, ModelSignature, ServedModel
+from modeldeploy_serving.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+Results = list[tuple[Method, np.ndarray]]
+
+
+class DataPlane:
+    def __init__(
+        self,
+        settings: ServerSettings,
+        metrics: ServingMetrics,
+        model: ServedModel | None = None,
+        reference: Reference | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.model: ServedModel | None = None
+        self.batcher: MicroBatcher | None = None
+        # Called when the model cannot be loaded: the process should stop (server.py).
+        self.on_fatal: Callable[[BaseException], None] | None = None
+        if model is not None:
+            self.set_model(model, reference)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def version(self) -> str:
+        return self.settings.version
+
+    # -- the model's lifecycle -------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    @property
+    def signature(self) -> ModelSignature | None:
+        """The served model's signature; None while it loads."""
+        model = self.model
+        return None if model is None else model.signature
+
+    def set_model(self, model: ServedModel, reference: Reference | None) -> None:
+        expected = model.signature.n_features
+        if reference is not None and expected is not None and len(reference.features) != expected:
+            raise ModelLoadError(
+                f"reference.json describes {len(reference.features)} features, "
+                f"the model takes {expected}: rebuild it with `modeldeploy reference`"
+            )
+        self.metrics.model_ready(model.signature, reference, model.sha256)
+        if self.settings.micro_batch_rows > 1:
+            self.batcher = MicroBatcher(model, self.settings.micro_batch_rows)
+        self.model = model
+        log.info(
+            "model %s version %s ready: %s from %s (sha256 %s)%s",
+            self.settings.name,
+            self.settings.version,
+            model.signature.estimator_type,
+            model.artifact,
+            model.sha256,
+            ", drift reference loaded" if reference is not None else ", no drift reference",
+        )
+
+    def _load(self) -> tuple[ServedModel, Reference | None]:
+        s = self.settings
+        model = ServedModel.load(s.model_dir, s.sha256, s.skops_trusted)
+        return model, load_reference(s.model_dir)
+
+    def start_loading(self) -> None:
+        """Load in a thread so that liveness answers while a large model unpickles."""
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, self._load)
+        future.add_done_callback(self._loaded)
+
+    def _loaded(self, future: asyncio.Future[tuple[ServedModel, Reference | None]]) -> None:
+        try:
+            self.set_model(*future.result())
+        except Exception as e:
+            log.error("cannot serve the model: %s", e)
+            if self.on_fatal is not None:
+                self.on_fatal(e)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def check_addressed(self, model: str | None, version: str | None) -> None:
+        """`NotFound` when a request names a model or a version this server does not serve."""
+        if model is not None and model != self.settings.name:
+            raise NotFound(
+                f"model {model!r} is not served here; this server serves {self.settings.name!r}"
+            )
+        if version is not None and version != self.settings.version:
+            raise NotFound(
+                f"version {version!r} of {self.settings.name!r} is not served here; "
+                f"this server serves version {self.settings.version!r}"
+            )
+
+    def require_model(self) -> ServedModel:
+        """The loaded model; `NotReady` (503) while it loads."""
+        model = self.model
+        if model is None:
+            raise NotReady(f"model {self.settings.name!r} is still loading; retry shortly")
+        return model
+
+    async def infer(
+        self, model: ServedModel, rows: np.ndarray, methods: tuple[Method, ...]
+    ) -> Results:
+        """Each of `methods` on `rows` (checked first), in order; the batch is recorded."""
+        model.check_rows(rows)
+        results = [(method, await self._run(model, method, rows)) for method in methods]
+        predicted = next((values for method, values in results if method == "predict"), None)
+        self.metrics.record_batch(rows, predicted, model.signature.allow_nan)
+        return results
+
+    async def _run(self, model: ServedModel, method: Method, rows: np.ndarray) -> np.ndarray:
+        if rows.shape[0] >= self.settings.offload_rows:
+            # A big batch would stall every other request and the probes: predict in a thread.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, model.run, method, rows)
+        if self.batcher is not None:
+            return await self.batcher.run(method, rows)
+        return model.run(method, rows)
