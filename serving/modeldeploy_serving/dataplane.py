@@ -18,7 +18,7 @@ import numpy as np
 
 from modeldeploy_serving.batching import MicroBatcher
 from modeldeploy_serving.drift import Reference, load_reference
-from modeldeploy_serving.errors import ModelLoadError, NotFound, NotReady
+from modeldeploy_serving.errors import NotFound, NotReady, ReferenceDataError
 from modeldeploy_serving.metrics import ServingMetrics
 from modeldeploy_serving.model import Method, ModelSignature, ServedModel
 from modeldeploy_serving.settings import ServerSettings
@@ -68,10 +68,14 @@ class DataPlane:
     def set_model(self, model: ServedModel, reference: Reference | None) -> None:
         expected = model.signature.n_features
         if reference is not None and expected is not None and len(reference.features) != expected:
-            raise ModelLoadError(
-                f"reference.json describes {len(reference.features)} features, "
-                f"the model takes {expected}: rebuild it with `modeldeploy reference`"
+            # The reference is optional: a wrong one costs the drift metrics, not the model.
+            log.warning(
+                "reference.json describes %d features, the model takes %d: serving without "
+                "drift metrics (rebuild it with `modeldeploy reference`)",
+                len(reference.features),
+                expected,
             )
+            reference = None
         self.metrics.model_ready(model.signature, reference, model.sha256)
         if self.settings.micro_batch_rows > 1:
             self.batcher = MicroBatcher(model, self.settings.micro_batch_rows)
@@ -89,7 +93,12 @@ class DataPlane:
     def _load(self) -> tuple[ServedModel, Reference | None]:
         s = self.settings
         model = ServedModel.load(s.model_dir, s.sha256, s.skops_trusted)
-        return model, load_reference(s.model_dir)
+        try:
+            reference = load_reference(s.model_dir)
+        except ReferenceDataError as e:
+            log.warning("%s: serving without drift metrics", e)
+            reference = None
+        return model, reference
 
     def start_loading(self) -> None:
         """Load in a thread so that liveness answers while a large model unpickles."""

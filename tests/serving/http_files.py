@@ -17,6 +17,7 @@ class FileServer:
     break_once: set[str] = field(default_factory=set)  # cut the first transfer halfway
     always_short: set[str] = field(default_factory=set)  # announce more than is sent, every time
     ignore_range: bool = False
+    statuses: dict[str, int] = field(default_factory=dict)  # path → an error status to answer
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
 
@@ -32,6 +33,9 @@ def serve_files() -> Iterator[FileServer]:
             path = self.path.split("?", 1)[0]
             range_header = self.headers.get("range")
             state.requests.append((path, range_header))
+            if path in state.statuses:
+                self.send_error(state.statuses[path])
+                return
             data = state.files.get(path)
             if data is None:
                 self.send_error(404)

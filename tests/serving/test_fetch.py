@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pytest
 from modeldeploy_serving import fetch as fetch_command
+from modeldeploy_serving.drift import build_reference
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch import FetchOptions, fetch
 from modeldeploy_serving.model import ServedModel
@@ -20,6 +21,7 @@ from tests.serving.http_files import serve_files
 
 X, Y = load_iris(return_X_y=True)
 MODEL = LogisticRegression(max_iter=1000).fit(X, Y)
+REFERENCE = build_reference(X, ["sepal_l", "sepal_w", "petal_l", "petal_w"]).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("store") / "iris" / "2"
     directory.mkdir(parents=True)
     joblib.dump(MODEL, directory / "iris-v2.joblib")
-    (directory / "reference.json").write_text('{"format": "test"}')
+    (directory / "reference.json").write_bytes(REFERENCE)
     return directory / "iris-v2.joblib"
 
 
@@ -116,13 +118,13 @@ def test_http_streams_resumes_and_checks_size(artifact: Path, tmp_path: Path) ->
     data = artifact.read_bytes()
     with serve_files() as server:
         server.files["/m/model.joblib"] = data
-        server.files["/m/reference.json"] = b'{"x": 1}'
+        server.files["/m/reference.json"] = REFERENCE
         server.files["/n/model.skops"] = b"short"
         server.break_once.add("/m/model.joblib")
         dest = tmp_path / "a"
         fetch(f"{server.url}/m/model.joblib", dest, _sha(artifact))
         _serves_the_model(dest)
-        assert (dest / "reference.json").read_bytes() == b'{"x": 1}'
+        assert (dest / "reference.json").read_bytes() == REFERENCE
         assert [r[0] for r in server.requests].count("/m/model.joblib") == 2
 
         # a large file broken halfway resumes where it stopped, with Range
@@ -146,6 +148,36 @@ def test_http_streams_resumes_and_checks_size(artifact: Path, tmp_path: Path) ->
         with pytest.raises(FetchError, match="max-bytes"):
             fetch(f"{server.url}/m/model.joblib", tmp_path / "d", None, FetchOptions(max_bytes=100))
         assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_a_sibling_that_is_not_a_reference_is_skipped_with_a_warning(
+    artifact: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Optional means optional: a reference.json beside the model that answers a login page,
+    401, 500, or holds something else than a reference is left out, and the model is fetched
+    (serve then runs without drift metrics instead of exiting)."""
+    data = artifact.read_bytes()
+    with serve_files() as server:
+        for case in ("html", "unauthorized", "broken", "other"):
+            server.files[f"/{case}/model.joblib"] = data
+        server.files["/html/reference.json"] = b"<!doctype html><html>Sign in</html>"
+        server.statuses["/unauthorized/reference.json"] = 401
+        server.statuses["/broken/reference.json"] = 500
+        server.files["/other/reference.json"] = b'{"format": "something else"}'
+        for case in ("html", "unauthorized", "broken", "other"):
+            dest = tmp_path / case
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="modeldeploy.fetch"):
+                fetch(f"{server.url}/{case}/model.joblib", dest, _sha(artifact))
+            assert sorted(p.name for p in dest.iterdir()) == ["model.joblib"], case
+            _serves_the_model(dest)
+            assert any("reference.json" in r.getMessage() for r in caplog.records), case
+    local = tmp_path / "store"
+    local.mkdir()
+    (local / "model.joblib").write_bytes(data)
+    (local / "reference.json").write_bytes(b"<html></html>")
+    fetch(f"file://{local / 'model.joblib'}", tmp_path / "local")
+    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == ["model.joblib"]
 
 
 def test_http_restarts_when_the_server_ignores_range(artifact: Path, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import signal
 import socket
 import time
@@ -14,6 +15,7 @@ import httpx
 import joblib
 import numpy as np
 import pytest
+from modeldeploy_serving.drift import build_reference
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -75,6 +77,28 @@ def test_kserves_v1_liveness_check_over_real_http(iris_dir: Path) -> None:
         reply = httpx.get(server.url)
         assert reply.is_success
         assert reply.json().get("status").lower() == "alive"
+
+
+def test_a_bad_reference_is_skipped_and_the_model_served(iris_dir: Path, tmp_path: Path) -> None:
+    """The drift reference is optional: an HTML page saved as reference.json, or a reference
+    built for another feature count, costs the drift metrics (with a warning), not the pod."""
+    for case, content in {
+        "html": b"<!doctype html><html>Sign in</html>",
+        "features": build_reference(X[:, :2], ["a", "b"]).to_json(),
+    }.items():
+        directory = tmp_path / case
+        directory.mkdir()
+        shutil.copy(iris_dir / "model.joblib", directory / "model.joblib")
+        (directory / "reference.json").write_bytes(content)
+        with ServerProcess(directory) as server:
+            server.wait_ready()
+            reply = server.client.post("/v1/models/m:predict", json={"instances": X[:2].tolist()})
+            assert reply.status_code == 200, case
+            assert "modeldeploy_drift_window_rows" not in server.client.get("/metrics").text
+            server.proc.send_signal(signal.SIGTERM)
+            assert server.proc.wait(30) == 0, case
+            output = server.output()
+            assert "reference.json" in output and "without drift metrics" in output, output
 
 
 def test_version_and_name_from_the_environment(iris_dir: Path) -> None:

@@ -14,7 +14,9 @@ Brings a model into DEST, the directory `modeldeploy serve --model-dir` reads, a
   `MLFLOW_TRACKING_USERNAME`/`PASSWORD`) and downloaded through its artifact proxy.
 
 A single file lands as `model.skops` when its name ends in `.skops`, else as `model.joblib`; a
-`reference.json` beside it is brought along when there is one. A directory is copied as it is.
+`reference.json` beside it is brought along when there is one; it is optional, so one that
+cannot be fetched or is not a valid reference is left out with a warning. A directory is copied
+as it is.
 
 DEST then must hold a model (model.joblib, model.skops or an MLflow `MLmodel`), and with
 --sha256 that model file must have the digest. Atomic: everything is downloaded into a staging

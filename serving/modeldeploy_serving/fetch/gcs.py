@@ -3,12 +3,15 @@ beside it, or every object under a prefix ending in `/`."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from modeldeploy_serving.drift import REFERENCE_FILE
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch.source import artifact_name, object_target
+
+log = logging.getLogger("modeldeploy.fetch")
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,12 @@ class GcsSource:
                 str(staging / artifact_name(self.name.rsplit("/", 1)[-1]))
             )
             sibling = bucket.blob(f"{self.name.rsplit('/', 1)[0]}/{REFERENCE_FILE}")
-            if "/" in self.name and sibling.exists():
-                sibling.download_to_filename(str(staging / REFERENCE_FILE))
+            try:
+                if "/" in self.name and sibling.exists():
+                    sibling.download_to_filename(str(staging / REFERENCE_FILE))
+            except Exception as e:  # optional: never worth failing the model's fetch
+                (staging / REFERENCE_FILE).unlink(missing_ok=True)
+                log.warning("skipping %s: %s", REFERENCE_FILE, e)
         except FetchError:
             raise
         except Exception as e:

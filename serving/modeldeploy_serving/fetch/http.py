@@ -127,4 +127,8 @@ class HttpSource:
             # A signed URL (with a query) signs only itself: no sibling to ask for.
             if "?" not in self.url and name != REFERENCE_FILE:
                 sibling = f"{self.url.rsplit('/', 1)[0]}/{REFERENCE_FILE}"
-                download_http(client, sibling, staging / REFERENCE_FILE, missing_ok=True)
+                try:
+                    download_http(client, sibling, staging / REFERENCE_FILE, missing_ok=True)
+                except FetchError as e:  # optional: never worth failing the model's fetch
+                    (staging / REFERENCE_FILE).unlink(missing_ok=True)
+                    log.warning("skipping %s: %s", REFERENCE_FILE, e)

@@ -9,7 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from modeldeploy_serving.errors import FetchError, ModelLoadError
+from modeldeploy_serving.drift import REFERENCE_FILE, Reference
+from modeldeploy_serving.errors import FetchError, ModelLoadError, ReferenceDataError
 from modeldeploy_serving.fetch.resolve import resolve
 from modeldeploy_serving.fetch.source import FetchOptions
 from modeldeploy_serving.model import locate_artifact, normalize_sha256, verify_sha256
@@ -35,6 +36,21 @@ def _publish_inside(staging: Path, dest: Path, artifact: Path) -> None:
     staging.rmdir()
 
 
+def _drop_unusable_reference(staging: Path, uri: str) -> None:
+    """The drift reference is optional: anything but a valid one (a login page, another file
+    under that name) is left out with a warning, and the server runs without drift metrics."""
+    path = staging / REFERENCE_FILE
+    if not path.is_file():
+        return
+    try:
+        Reference.from_json(path.read_bytes(), REFERENCE_FILE)
+    except ReferenceDataError as e:
+        log.warning(
+            "%s: skipping %s: %s; the server will run without drift metrics", uri, path.name, e
+        )
+        path.unlink()
+
+
 def fetch(
     uri: str, dest: Path, sha256: str | None = None, options: FetchOptions | None = None
 ) -> Path:
@@ -55,6 +71,7 @@ def fetch(
     )
     try:
         source.download(staging)
+        _drop_unusable_reference(staging, uri)
         try:
             artifact = locate_artifact(staging)
             digest = verify_sha256(artifact, expected)
