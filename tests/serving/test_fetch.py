@@ -4,6 +4,9 @@ whole and verified, or DEST is left as it was."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
@@ -19,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tests.serving.http_files import serve_files
 
+ROOT = Path(__file__).resolve().parents[2]
 X, Y = load_iris(return_X_y=True)
 MODEL = LogisticRegression(max_iter=1000).fit(X, Y)
 REFERENCE = build_reference(X, ["sepal_l", "sepal_w", "petal_l", "petal_w"]).to_json()
@@ -198,3 +202,38 @@ def test_the_command_line(artifact: Path, tmp_path: Path) -> None:
         fetch_command.main([f"file://{artifact}", str(tmp_path / "x"), "--sha256", "f" * 64]) == 1
     )
     assert fetch_command.main(["s3x://a/b", str(tmp_path / "y")]) == 1
+
+
+def test_credentials_never_reach_the_logs_or_the_errors(artifact: Path, tmp_path: Path) -> None:
+    """Userinfo (`user:password@`) and query strings (a presigned URL's signature) are redacted
+    in every line the command prints, httpx's request lines included, and in its errors."""
+    secrets = ("alice", "hunter2", "s3cr3tsig")
+
+    def command(url: str, dest: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "modeldeploy_serving.fetch", url, str(dest)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=120,
+        )
+
+    with serve_files() as server:
+        server.files["/m/model.joblib"] = artifact.read_bytes()
+        authority = server.url.removeprefix("http://")
+        signed = f"http://alice:hunter2@{authority}/m/model.joblib?X-Amz-Signature=s3cr3tsig"
+        missing = f"http://alice:hunter2@{authority}/nowhere/model.joblib?X-Amz-Signature=s3cr3tsig"
+        fetched = command(signed, tmp_path / "ok")
+        failed = command(missing, tmp_path / "missing")
+        with pytest.raises(FetchError) as raised:
+            fetch(missing, tmp_path / "api")
+    assert fetched.returncode == 0, fetched.stderr
+    _serves_the_model(tmp_path / "ok")
+    assert failed.returncode == 1
+    for run, path in ((fetched, "/m/model.joblib"), (failed, "/nowhere/model.joblib")):
+        output = run.stdout + run.stderr
+        # the lines are still there, with the URL's secrets replaced
+        assert f"http://***@{authority}{path}?***" in output, output
+        assert not [secret for secret in secrets if secret in output], output
+    assert f"{authority}/nowhere/model.joblib" in str(raised.value)
+    assert not [secret for secret in secrets if secret in str(raised.value)], raised.value

@@ -10,6 +10,7 @@ from pathlib import Path
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch.publish import fetch
 from modeldeploy_serving.fetch.source import DEFAULT_PVC_ROOT, FetchOptions
+from modeldeploy_serving.redaction import RedactingFilter
 
 log = logging.getLogger("modeldeploy.fetch")
 
@@ -32,7 +33,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-bytes", type=int, default=None, help="refuse larger downloads")
     parser.add_argument("--mlflow-tracking-uri", default=None, help="default $MLFLOW_TRACKING_URI")
     args = parser.parse_args(argv)
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())  # httpx's request lines name the URL too
+    logging.basicConfig(
+        level="INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[handler],
+    )
     options = FetchOptions(
         pvc_root=args.pvc_root,
         timeout=args.timeout,
