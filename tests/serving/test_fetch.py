@@ -11,6 +11,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import orjson
 import pytest
 from modeldeploy_serving import fetch as fetch_command
 from modeldeploy_serving.drift import build_reference
@@ -237,3 +238,49 @@ def test_credentials_never_reach_the_logs_or_the_errors(artifact: Path, tmp_path
         assert not [secret for secret in secrets if secret in output], output
     assert f"{authority}/nowhere/model.joblib" in str(raised.value)
     assert not [secret for secret in secrets if secret in str(raised.value)], raised.value
+
+
+def test_a_redirect_from_https_to_http_is_refused(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = artifact.read_bytes()
+    with serve_files() as plain, serve_files(tls=True) as secure:
+        assert secure.ca_file is not None
+        monkeypatch.setenv("SSL_CERT_FILE", str(secure.ca_file))
+        plain.files["/m/model.joblib"] = data
+        secure.redirects["/m/model.joblib"] = f"{plain.url}/m/model.joblib"
+        with pytest.raises(FetchError, match="refusing to follow a redirect from https to http"):
+            fetch(f"{secure.url}/m/model.joblib", tmp_path / "downgraded")
+        assert plain.requests == []
+        # https → https is a redirect like any other
+        secure.files["/new/model.joblib"] = data
+        secure.redirects["/old/model.joblib"] = f"{secure.url}/new/model.joblib"
+        fetch(f"{secure.url}/old/model.joblib", tmp_path / "moved", _sha(artifact))
+    _serves_the_model(tmp_path / "moved")
+    assert not (tmp_path / "downgraded").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "path", "pvc", "registry"])
+def test_a_registry_cannot_send_fetch_to_local_files_or_back_to_itself(
+    artifact: Path, tmp_path: Path, where: str
+) -> None:
+    """A registered version's artifact location comes from the registry, a remote party: it
+    may name its artifact proxy or an object store, never a path of the pod (file:///etc) nor
+    another registry URI (a loop)."""
+    local = tmp_path / "pod-files"
+    local.mkdir()
+    (local / "model.joblib").write_bytes(artifact.read_bytes())  # fetched today, if allowed
+    artifact_uri = {
+        "file": f"file://{local}",
+        "path": str(local),
+        "pvc": "pvc://pod-files/",
+        "registry": "models:/iris/1",
+    }[where]
+    with serve_files() as registry:
+        registry.files["/api/2.0/mlflow/model-versions/get-download-uri"] = orjson.dumps(
+            {"artifact_uri": artifact_uri}
+        )
+        options = FetchOptions(mlflow_tracking_uri=registry.url, pvc_root=tmp_path)
+        with pytest.raises(FetchError, match="refusing"):
+            fetch("models:/iris/1", tmp_path / "dest", None, options)
+    assert not (tmp_path / "dest").exists()

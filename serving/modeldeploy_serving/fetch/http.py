@@ -102,14 +102,29 @@ def _download_http(
     raise FetchError(f"GET {url} failed after {HTTP_ATTEMPTS} attempts: {last_error}")
 
 
+def _refuse_downgrade(response: httpx.Response) -> None:
+    """A redirect from https to http would send what the client trusted TLS for in the clear."""
+    location = response.headers.get("location")
+    if not response.has_redirect_location or location is None:
+        return
+    source = response.request.url
+    if source.scheme == "https" and source.join(location).scheme == "http":
+        raise FetchError(
+            f"GET {source}: refusing to follow a redirect from https to http "
+            f"({source.join(location)})"
+        )
+
+
 def http_client(
     timeout: float, headers: dict[str, str] | None = None, verify: bool = True
 ) -> httpx.Client:
+    """Follows redirects, except from https to http."""
     return httpx.Client(
         timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         follow_redirects=True,
         headers=headers,
         verify=verify,
+        event_hooks={"response": [_refuse_downgrade]},
     )
 
 

@@ -16,12 +16,18 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from modeldeploy_serving.errors import FetchError
-from modeldeploy_serving.fetch.http import HttpSource, download_http, http_client
+from modeldeploy_serving.fetch.http import download_http, http_client
 from modeldeploy_serving.fetch.source import FetchOptions, Source
 
 log = logging.getLogger("modeldeploy.fetch")
 
 Resolver = Callable[[str, FetchOptions], Source]
+
+# Where a registered version's files may be, by the scheme of the artifact URI the registry
+# gives. The registry is a remote party: a local path (file:, a bare path, pvc:) would let it
+# choose files of this pod to publish, a models: URI would loop, and an http(s) URL cannot be
+# listed.
+REGISTRY_LOCATIONS = ("mlflow-artifacts", "s3", "gs")
 
 
 @dataclass(frozen=True)
@@ -89,14 +95,17 @@ class MlflowSource:
             )["artifact_uri"]
             log.info("models:/%s/%s is at %s", self.name, version, artifact_uri)
             scheme = urlsplit(artifact_uri).scheme
+            if scheme not in REGISTRY_LOCATIONS:
+                raise FetchError(
+                    f"refusing the artifact location {artifact_uri!r} the registry gives for "
+                    f"models:/{self.name}/{version}: a registry may point at its artifact proxy "
+                    "(mlflow-artifacts:), s3:// or gs://, not at files of this pod or elsewhere"
+                )
             if scheme == "mlflow-artifacts":
                 path = urlsplit(artifact_uri).path.lstrip("/")
                 self._download_proxied(client, base, path, staging, "")
             else:
-                inner = self.resolve(artifact_uri.rstrip("/") + "/", self.options)
-                if isinstance(inner, HttpSource):
-                    raise FetchError(f"cannot list the MLflow artifacts at {artifact_uri}")
-                inner.download(staging)
+                self.resolve(artifact_uri.rstrip("/") + "/", self.options).download(staging)
 
     def _download_proxied(
         self, client: httpx.Client, base: str, root: str, staging: Path, relative: str
