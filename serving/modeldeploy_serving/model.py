@@ -182,6 +182,13 @@ def describe(estimator: Any) -> ModelSignature:
     n_features = getattr(estimator, "n_features_in_", None)
     names = getattr(estimator, "feature_names_in_", None)
     classes = getattr(estimator, "classes_", None) if task == "classification" else None
+    if isinstance(classes, list) or (classes is not None and np.ndim(classes) != 1):
+        # Fitted on a 2-D y: one class list per output, and a row of labels per prediction,
+        # where the protocols, the metrics and the analysis take one label per row.
+        raise ModelLoadError(
+            f"{type(estimator).__name__} was fitted on {len(classes)} outputs (a 2-D y): "
+            "multi-output classifiers are not supported; serve one model per output"
+        )
     try:
         allow_nan = bool(sklearn.utils.get_tags(estimator).input_tags.allow_nan)
     except Exception:  # a third-party estimator without tags: be strict

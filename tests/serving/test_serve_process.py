@@ -122,6 +122,18 @@ def test_a_corrupt_model_stops_the_server(tmp_path: Path) -> None:
         assert "cannot load" in server.output()
 
 
+def test_a_multi_output_classifier_stops_the_server_saying_why(tmp_path: Path) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    two_columns = np.c_[Y, (X[:, 0] > 5.8).astype(int)]
+    joblib.dump(
+        RandomForestClassifier(n_estimators=5).fit(X, two_columns), tmp_path / "model.joblib"
+    )
+    with ServerProcess(tmp_path) as server:
+        assert server.proc.wait(30) == 2
+        assert "multi-output classifiers are not supported" in server.output()
+
+
 def test_not_ready_until_loaded(tmp_path: Path) -> None:
     joblib.dump(SlowToLoad(max_iter=1000).fit(X, Y), tmp_path / "model.joblib")
     with ServerProcess(tmp_path) as server:

@@ -67,6 +67,32 @@ def test_a_pickle_of_something_without_predict_is_refused(tmp_path: Path) -> Non
         ServedModel.load(tmp_path)
 
 
+@pytest.mark.parametrize("kind", ["forest", "knn", "wrapper", "same-classes"])
+def test_a_multi_output_classifier_is_refused_at_load_with_a_clear_message(
+    models: dict[str, Fitted], tmp_path: Path, kind: str
+) -> None:
+    """Fitted on a 2-D y (one column per output), a classifier predicts rows of labels and has
+    one class list per output; the protocols and metrics here take one label per row."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X = models["logistic"].X
+    y = models["logistic"].estimator.predict(X)
+    two_columns = np.c_[y, (X[:, 0] > 5.8).astype(int)]
+    estimator = {
+        "forest": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, two_columns),
+        "knn": KNeighborsClassifier().fit(X, two_columns),
+        "wrapper": MultiOutputClassifier(LogisticRegression(max_iter=500)).fit(X, two_columns),
+        "same-classes": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, np.c_[y, y]),
+    }[kind]
+    save_model(estimator, tmp_path)
+    with pytest.raises(ModelLoadError, match="2 outputs") as info:
+        ServedModel.load(tmp_path)
+    assert "one model per output" in str(info.value)
+
+
 def test_skops_loads_safely_and_asks_for_untrusted_types(
     models: dict[str, Fitted], tmp_path: Path
 ) -> None:
