@@ -30,6 +30,10 @@ class PredictRequest:
     rows: np.ndarray
     method: Method
 
+    @property
+    def outputs(self) -> tuple[Method, ...]:
+        return (self.method,)
+
 
 def loads_object(body: bytes, expected: str) -> dict[str, Any]:
     """The JSON object in `body`; `BadRequest` saying what `expected` looks like otherwise."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modeldeploy_serving import protocol_v1
-from modeldeploy_serving.dataplane import DataPlane
+from modeldeploy_serving.dataplane import DataPlane, Results
 from modeldeploy_serving.rest.body import read_body
 from modeldeploy_serving.rest.types import JSON, Receive, Response, Scope
 
@@ -15,9 +15,12 @@ class V1Endpoints:
 
     async def predict(self, scope: Scope, receive: Receive) -> Response:
         model = self.dataplane.require_model()
-        request = protocol_v1.parse_predict(await read_body(scope, receive, self.max_body_bytes))
-        [(_, predictions)] = await self.dataplane.infer(model, request.rows, (request.method,))
-        return 200, protocol_v1.encode_predictions(predictions), JSON
+        body = await read_body(scope, receive, self.max_body_bytes)
+        return (
+            200,
+            await self.dataplane.serve(model, body, protocol_v1.parse_predict, _encode),
+            JSON,
+        )
 
     async def model_status(self, scope: Scope, receive: Receive) -> Response:
         ready = self.dataplane.ready
@@ -29,3 +32,8 @@ class V1Endpoints:
 
     async def live(self, scope: Scope, receive: Receive) -> Response:
         return 200, protocol_v1.LIVE, JSON
+
+
+def _encode(request: protocol_v1.PredictRequest, results: Results) -> bytes:
+    [(_, predictions)] = results
+    return protocol_v1.encode_predictions(predictions)

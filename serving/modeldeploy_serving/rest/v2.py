@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from modeldeploy_serving import protocol_v2
-from modeldeploy_serving.dataplane import DataPlane
+from modeldeploy_serving.dataplane import DataPlane, Results
 from modeldeploy_serving.model import ModelSignature
 from modeldeploy_serving.rest.body import read_body
 from modeldeploy_serving.rest.types import JSON, Receive, Response, Scope
@@ -24,12 +24,15 @@ class V2Endpoints:
     async def infer(self, scope: Scope, receive: Receive) -> Response:
         model = self.dataplane.require_model()
         body = await read_body(scope, receive, self.max_body_bytes)
-        request = protocol_v2.parse_infer(body, model.signature)
-        results = await self.dataplane.infer(model, request.rows, request.outputs)
-        encoded = protocol_v2.encode_infer(
-            self.dataplane.name, self.dataplane.version, request.id, results
-        )
-        return 200, encoded, JSON
+        signature, name, version = model.signature, self.dataplane.name, self.dataplane.version
+
+        def decode(body: bytes) -> protocol_v2.InferRequest:
+            return protocol_v2.parse_infer(body, signature)
+
+        def encode(request: protocol_v2.InferRequest, results: Results) -> bytes:
+            return protocol_v2.encode_infer(name, version, request.id, results)
+
+        return 200, await self.dataplane.serve(model, body, decode, encode), JSON
 
     async def model_ready(self, scope: Scope, receive: Receive) -> Response:
         ready = self.dataplane.ready
