@@ -1,11 +1,11 @@
 """The protocol-neutral core of the server: one model, its lifecycle, and inference on rows.
 
-Every protocol's endpoints (rest/v1.py, rest/v2.py) come here with numpy rows and the outputs
-they want, and turn what comes back into their own wire format; nothing here knows about HTTP or
-JSON. What lives here: which model and version this server serves, loading it in a thread (so
-liveness answers while a large model unpickles), readiness, the input checks, where a batch is
-predicted (in a thread when it is big, through the micro-batcher when it is on, else inline) and
-what a batch adds to the metrics (predictions and drift).
+Every protocol's endpoints (rest/v1.py, rest/v2.py) come here with a body and their own parser
+and writer (`serve`); nothing here knows about HTTP or the wire formats. What lives here: which
+model and version this server serves, loading it in a thread (so liveness answers while a large
+model unpickles), readiness, the input checks, where a request is worked on (a large body wholly
+in a thread, a big batch predicted in one, small ones through the micro-batcher when it is on,
+else inline) and what a batch adds to the metrics (predictions and drift).
 """
 
 from __future__ import annotations
