@@ -229,19 +229,39 @@ class DriftWindow:
     def _slice(self) -> int:
         return int(self.clock() // self.slice_seconds)
 
-    def add(self, rows: np.ndarray, may_be_nan: bool = True) -> None:
-        """Count `rows` in the current slice (`may_be_nan=False`: the caller has checked)."""
+    def _current(self) -> np.ndarray:
+        """The counts of the current slice, flat (a view), zeroed when time has moved on."""
         number = self._slice()
         position = number % self.slices
         if self.stamps[position] != number:
             self.counts[position] = 0
             self.stamps[position] = number
-        bins = (assign_bins(rows, self.edges, may_be_nan) + self._offsets).ravel()
-        counts = self.counts[position].reshape(-1)  # a view: the slice itself
+        current: np.ndarray = self.counts[position].reshape(-1)
+        return current
+
+    def _bins(self, rows: np.ndarray, may_be_nan: bool) -> np.ndarray:
+        bins: np.ndarray = (assign_bins(rows, self.edges, may_be_nan) + self._offsets).ravel()
+        return bins
+
+    def bin_counts(self, rows: np.ndarray, may_be_nan: bool = True) -> np.ndarray:
+        """How many values of `rows` fall in each (feature, bin), flat, for `add_counts`. Reads
+        only the reference, never the counts: safe in any thread."""
+        counts: np.ndarray = np.bincount(
+            self._bins(rows, may_be_nan), minlength=self.counts[0].size
+        )
+        return counts
+
+    def add_counts(self, counts: np.ndarray) -> None:
+        """Add `bin_counts` to the current slice."""
+        self._current()[...] += counts
+
+    def add(self, rows: np.ndarray, may_be_nan: bool = True) -> None:
+        """Count `rows` in the current slice (`may_be_nan=False`: the caller has checked)."""
         if rows.shape[0] == 1:
-            counts[bins] += 1  # one row: each feature's index appears once
+            # one row: each feature's index appears once, no need for a bincount
+            self._current()[self._bins(rows, may_be_nan)] += 1
         else:
-            counts += np.bincount(bins, minlength=counts.size)
+            self.add_counts(self.bin_counts(rows, may_be_nan))
 
     def live_counts(self, windows: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
         """Counts of the slices still in the window, summed over (counts, stamps) pairs."""

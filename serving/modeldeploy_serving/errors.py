@@ -8,6 +8,8 @@ an artifact whose digest does not match, a download that failed.
 
 from __future__ import annotations
 
+from modeldeploy_serving.redaction import redact
+
 # Every HTTP status the server itself sends. Metrics pre-allocate one counter per code.
 RESPONSE_CODES: tuple[int, ...] = (200, 400, 404, 405, 413, 500, 503)
 
@@ -78,7 +80,11 @@ class DigestMismatch(ModelLoadError):
 
 
 class FetchError(ServingError):
-    """The storage initializer could not bring the artifact into the destination."""
+    """The storage initializer could not bring the artifact into the destination. The message
+    names URLs without their credentials or query strings (redaction.py)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
 
 
 class ReferenceDataError(ServingError):

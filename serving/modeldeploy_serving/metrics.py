@@ -3,10 +3,11 @@
 Every series carries `model` and `version` labels (CONVENTIONS.md), so canary analysis never
 depends on scrape relabelling:
 
-- `modeldeploy_requests_total{protocol,code}` — inference and model-metadata requests (`v1`,
-  `v2`); health probes and scrapes are not counted.
-- `modeldeploy_request_duration_seconds{protocol}` — histogram, from the first byte of the
-  request to the response handed to the HTTP layer.
+- `modeldeploy_requests_total{protocol,code}` — inference calls only (`v1` :predict, `v2`
+  /infer); health, readiness and metadata endpoints (the kubelet's probes among them) and
+  scrapes are never counted.
+- `modeldeploy_request_duration_seconds{protocol}` — histogram of the same inference calls, from
+  the first byte of the request to the response handed to the HTTP layer.
 - `modeldeploy_predictions_total{class}` (classifiers) or `modeldeploy_prediction_value`
   (histogram, regressors; buckets from `reference.json` when it has them).
 - `modeldeploy_feature_drift{feature}` — PSI over the drift window (see drift.py), present once
@@ -23,6 +24,7 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,16 @@ class CounterStore:
         return found
 
 
+@dataclass(frozen=True)
+class BatchCounts:
+    """What one batch adds to the counters (`ServingMetrics.count_batch`)."""
+
+    drift: np.ndarray | None  # per (feature, bin), flat
+    classes: np.ndarray | None  # rows per class, in the order of `classes`
+    values: np.ndarray | None  # rows per value bucket (regressors)
+    values_sum: float
+
+
 class ServingMetrics:
     def __init__(
         self,
@@ -130,28 +142,60 @@ class ServingMetrics:
     def record_batch(
         self, rows: np.ndarray, predictions: np.ndarray | None, may_be_nan: bool = True
     ) -> None:
-        """Input rows for drift, and the `predict` output when the request asked for it."""
+        """Input rows for drift, and the `predict` output when the request asked for it. On the
+        event loop; a batch worked on in a thread is counted with `count_batch` there, then
+        `add_batch` here."""
         if self.drift is not None:
             self.drift.add(rows, may_be_nan)
         if predictions is None:
             return
+        if self.class_counts is not None and predictions.size <= 16:
+            # the one-row request's fast path: no intermediate arrays
+            for label in predictions.tolist():
+                index = self._class_index.get(label)
+                if index is not None:
+                    self.class_counts[index] += 1
+            return
+        self.add_batch(BatchCounts(None, *self._prediction_counts(predictions)))
+
+    def count_batch(
+        self, rows: np.ndarray, predictions: np.ndarray | None, may_be_nan: bool = True
+    ) -> BatchCounts:
+        """What `record_batch` would add, computed without touching the counters: safe in a
+        worker thread (the counters are only ever changed on the event loop)."""
+        drift = self.drift.bin_counts(rows, may_be_nan) if self.drift is not None else None
+        if predictions is None:
+            return BatchCounts(drift, None, None, 0.0)
+        return BatchCounts(drift, *self._prediction_counts(predictions))
+
+    def add_batch(self, counts: BatchCounts) -> None:
+        if counts.drift is not None and self.drift is not None:
+            self.drift.add_counts(counts.drift)
+        if counts.classes is not None and self.class_counts is not None:
+            self.class_counts += counts.classes
+        if counts.values is not None and self.value_counts is not None:
+            self.value_counts += counts.values
+            if self.value_sum is not None:
+                self.value_sum[0] += counts.values_sum
+
+    def _prediction_counts(
+        self, predictions: np.ndarray
+    ) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+        """(rows per class, rows per value bucket, sum of the values) of a `predict` output."""
         if self.class_counts is not None:
-            if predictions.size <= 16:
-                for label in predictions.tolist():
-                    index = self._class_index.get(label)
-                    if index is not None:
-                        self.class_counts[index] += 1
-            else:
-                labels, counts = np.unique(predictions, return_counts=True)
-                for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
-                    index = self._class_index.get(label)
-                    if index is not None:
-                        self.class_counts[index] += count
-        elif self.value_counts is not None and self.value_sum is not None:
+            per_class = np.zeros(len(self.classes))
+            labels, counts = np.unique(predictions, return_counts=True)
+            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                index = self._class_index.get(label)
+                if index is not None:
+                    per_class[index] += count
+            return per_class, None, 0.0
+        if self.value_counts is not None:
             values = predictions.astype(np.float64, copy=False).reshape(-1)
             buckets = np.searchsorted(self.value_buckets, values, side="left")
-            self.value_counts += np.bincount(buckets, minlength=len(self.value_buckets) + 1)
-            self.value_sum[0] += float(values.sum())
+            per_bucket = np.bincount(buckets, minlength=len(self.value_buckets) + 1)
+            return None, per_bucket, float(values.sum())
+        return None, None, 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -198,7 +242,7 @@ class ServingMetrics:
         requests = self._sum("requests")
         counter = CounterMetricFamily(
             "modeldeploy_requests",
-            "Inference and model-metadata requests by protocol and HTTP status code.",
+            "Inference calls (V1 :predict, V2 /infer) by protocol and HTTP status code.",
             labels=[*names, "protocol", "code"],
         )
         if requests is not None:
@@ -211,7 +255,7 @@ class ServingMetrics:
         latency, latency_sum = self._sum("latency"), self._sum("latency_sum")
         histogram = HistogramMetricFamily(
             "modeldeploy_request_duration_seconds",
-            "Time from request to response, by protocol.",
+            "Time from request to response of inference calls, by protocol.",
             labels=[*names, "protocol"],
         )
         if latency is not None and latency_sum is not None:

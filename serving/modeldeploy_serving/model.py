@@ -16,6 +16,7 @@ per-call validation costs more than the arithmetic of a small model.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import warnings
@@ -61,12 +62,16 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_sha256(actual: str, expected: str | None, what: str) -> str:
+    """`actual`; `DigestMismatch` naming `what` when `expected` is given and differs."""
+    if expected is not None and actual != normalize_sha256(expected):
+        raise DigestMismatch(what, normalize_sha256(expected), actual)
+    return actual
+
+
 def verify_sha256(path: Path, expected: str | None) -> str:
     """The file's sha256; `DigestMismatch` when `expected` is given and differs."""
-    actual = sha256_file(path)
-    if expected is not None and actual != normalize_sha256(expected):
-        raise DigestMismatch(str(path), normalize_sha256(expected), actual)
-    return actual
+    return check_sha256(sha256_file(path), expected, str(path))
 
 
 def locate_artifact(model_dir: Path) -> Path:
@@ -121,7 +126,8 @@ def _is_skops(path: Path) -> bool:
     return False
 
 
-def _load_estimator(path: Path, skops_trusted: tuple[str, ...]) -> Any:
+def _load_estimator(path: Path, data: bytes, skops_trusted: tuple[str, ...]) -> Any:
+    """The estimator in `data`, the bytes of `path` (named in messages, never read again)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -135,18 +141,18 @@ def _load_estimator(path: Path, skops_trusted: tuple[str, ...]) -> Any:
                     ) from e
 
                 untrusted = [
-                    t for t in skops.io.get_untrusted_types(file=path) if t not in skops_trusted
+                    t for t in skops.io.get_untrusted_types(data=data) if t not in skops_trusted
                 ]
                 if untrusted:
                     raise ModelLoadError(
                         f"{path} contains types skops does not trust: {', '.join(untrusted)}; "
                         "review them and pass --skops-trusted TYPE for each to load it"
                     )
-                estimator = skops.io.load(path, trusted=list(skops_trusted) or None)
+                estimator = skops.io.loads(data, trusted=list(skops_trusted) or None)
             else:
                 import joblib
 
-                estimator = joblib.load(path)
+                estimator = joblib.load(io.BytesIO(data))
         except ModelLoadError:
             raise
         except Exception as e:
@@ -182,6 +188,13 @@ def describe(estimator: Any) -> ModelSignature:
     n_features = getattr(estimator, "n_features_in_", None)
     names = getattr(estimator, "feature_names_in_", None)
     classes = getattr(estimator, "classes_", None) if task == "classification" else None
+    if isinstance(classes, list) or (classes is not None and np.ndim(classes) != 1):
+        # Fitted on a 2-D y: one class list per output, and a row of labels per prediction,
+        # where the protocols, the metrics and the analysis take one label per row.
+        raise ModelLoadError(
+            f"{type(estimator).__name__} was fitted on {len(classes)} outputs (a 2-D y): "
+            "multi-output classifiers are not supported; serve one model per output"
+        )
     try:
         allow_nan = bool(sklearn.utils.get_tags(estimator).input_tags.allow_nan)
     except Exception:  # a third-party estimator without tags: be strict
@@ -217,13 +230,16 @@ class ServedModel:
         cls, model_dir: Path, sha256: str | None = None, skops_trusted: tuple[str, ...] = ()
     ) -> ServedModel:
         artifact = locate_artifact(model_dir)
-        digest = verify_sha256(artifact, sha256)
+        # One read: the bytes hashed are the bytes loaded, so a writer on a shared volume cannot
+        # swap the file between the check and the load.
+        data = artifact.read_bytes()
+        digest = check_sha256(hashlib.sha256(data).hexdigest(), sha256, str(artifact))
         if sha256 is None and not _is_skops(artifact):
             log.warning(
                 "loading %s without a sha256 pin: a pickle runs code from the file when loaded",
                 artifact,
             )
-        return cls(_load_estimator(artifact, skops_trusted), artifact, digest)
+        return cls(_load_estimator(artifact, data, skops_trusted), artifact, digest)
 
     def check_rows(self, rows: np.ndarray) -> None:
         """`BadRequest` naming the problem when `rows` (2-D, numeric) cannot go to the model."""

@@ -3,7 +3,8 @@
 `POST /v1/models/<name>:predict` takes `{"instances": [[f1, f2, ...], ...]}` and answers
 `{"predictions": [...]}`, one prediction per row. For class probabilities add
 `"parameters": {"method": "predict_proba"}`; the predictions are then one list of probabilities
-per row, in the order of the model's classes (`GET /v2/models/<name>` lists them).
+per row, in the order of the model's classes (`GET /v2/models/<name>` lists them). `GET /`
+answers `{"status": "alive"}` like KServe's server, for its client's liveness check.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from modeldeploy_serving.model import Method
 from modeldeploy_serving.tensor import json_ready, rows_from_json
 
 METHODS: tuple[Method, ...] = ("predict", "predict_proba")
+# KServe's answer at `GET /` (its DataPlane.live), what its V1 client checks for liveness.
+LIVE = b'{"status":"alive"}'
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -26,6 +29,10 @@ _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 class PredictRequest:
     rows: np.ndarray
     method: Method
+
+    @property
+    def outputs(self) -> tuple[Method, ...]:
+        return (self.method,)
 
 
 def loads_object(body: bytes, expected: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import sys
 import uvicorn
 
 from modeldeploy_serving.app import ServingApp
+from modeldeploy_serving.connections import guarded_protocol
 from modeldeploy_serving.errors import ModelLoadError
 from modeldeploy_serving.metrics import CounterStore, ServingMetrics
 from modeldeploy_serving.model import locate_artifact, verify_sha256
@@ -70,7 +71,8 @@ def serve(settings: ServerSettings) -> int:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=guarded_protocol(settings.header_timeout, settings.body_timeout),
+        limit_concurrency=settings.limit_concurrency,
         lifespan="on",
         access_log=False,  # logging each request would cost more than predicting it
         log_config=None,
@@ -87,7 +89,7 @@ def serve(settings: ServerSettings) -> int:
         exit_code = EXIT_BAD_MODEL
         server.should_exit = True
 
-    app.on_fatal = fatal
+    app.dataplane.on_fatal = fatal
     # uvicorn re-raises the stop signal once it has drained; a no-op handler makes that a
     # clean return instead of death by signal.
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,6 +13,7 @@ import boto3
 import joblib
 import numpy as np
 import pytest
+from modeldeploy_serving.drift import build_reference
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch import fetch
 from modeldeploy_serving.model import ServedModel
@@ -53,7 +54,8 @@ def bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, byte
     joblib.dump(MODEL, buffer)
     data = buffer.getvalue()
     s3.put_object(Bucket=name, Key="iris/2/model.joblib", Body=data)
-    s3.put_object(Bucket=name, Key="iris/2/reference.json", Body=b'{"r": 1}')
+    reference = build_reference(X, ["a", "b", "c", "d"]).to_json()
+    s3.put_object(Bucket=name, Key="iris/2/reference.json", Body=reference)
     s3.put_object(Bucket=name, Key="iris/2/extra/notes.txt", Body=b"kept")
     return name, data
 

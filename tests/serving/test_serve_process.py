@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import signal
 import socket
 import time
@@ -14,6 +15,7 @@ import httpx
 import joblib
 import numpy as np
 import pytest
+from modeldeploy_serving.drift import build_reference
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -67,6 +69,38 @@ def test_serves_both_protocols_with_the_pinned_model(iris_dir: Path) -> None:
         assert f'sha256="{pin}"' in metrics
 
 
+def test_kserves_v1_liveness_check_over_real_http(iris_dir: Path) -> None:
+    """What KServe's V1 `InferenceRESTClient.is_server_live` does: GET the base URL, require a
+    2xx, read `status` (see test_the_root_answers_kserves_v1_liveness_check)."""
+    with ServerProcess(iris_dir) as server:
+        server.wait_ready()
+        reply = httpx.get(server.url)
+        assert reply.is_success
+        assert reply.json().get("status").lower() == "alive"
+
+
+def test_a_bad_reference_is_skipped_and_the_model_served(iris_dir: Path, tmp_path: Path) -> None:
+    """The drift reference is optional: an HTML page saved as reference.json, or a reference
+    built for another feature count, costs the drift metrics (with a warning), not the pod."""
+    for case, content in {
+        "html": b"<!doctype html><html>Sign in</html>",
+        "features": build_reference(X[:, :2], ["a", "b"]).to_json(),
+    }.items():
+        directory = tmp_path / case
+        directory.mkdir()
+        shutil.copy(iris_dir / "model.joblib", directory / "model.joblib")
+        (directory / "reference.json").write_bytes(content)
+        with ServerProcess(directory) as server:
+            server.wait_ready()
+            reply = server.client.post("/v1/models/m:predict", json={"instances": X[:2].tolist()})
+            assert reply.status_code == 200, case
+            assert "modeldeploy_drift_window_rows" not in server.client.get("/metrics").text
+            server.proc.send_signal(signal.SIGTERM)
+            assert server.proc.wait(30) == 0, case
+            output = server.output()
+            assert "reference.json" in output and "without drift metrics" in output, output
+
+
 def test_version_and_name_from_the_environment(iris_dir: Path) -> None:
     env = {"MODELDEPLOY_MODEL": "flowers", "MODELDEPLOY_VERSION": "9"}
     with ServerProcess(iris_dir, env=env, name="flowers") as server:
@@ -86,6 +120,18 @@ def test_a_corrupt_model_stops_the_server(tmp_path: Path) -> None:
     with ServerProcess(tmp_path) as server:
         assert server.proc.wait(30) == 2
         assert "cannot load" in server.output()
+
+
+def test_a_multi_output_classifier_stops_the_server_saying_why(tmp_path: Path) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    two_columns = np.c_[Y, (X[:, 0] > 5.8).astype(int)]
+    joblib.dump(
+        RandomForestClassifier(n_estimators=5).fit(X, two_columns), tmp_path / "model.joblib"
+    )
+    with ServerProcess(tmp_path) as server:
+        assert server.proc.wait(30) == 2
+        assert "multi-output classifiers are not supported" in server.output()
 
 
 def test_not_ready_until_loaded(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,47 @@ def test_sha256_pin(models: dict[str, Fitted], tmp_path: Path) -> None:
     assert digest in str(info.value) and wrong in str(info.value)
     with pytest.raises(ValueError, match="64 hex"):
         normalize_sha256("abc")
+
+
+@pytest.mark.parametrize("fmt", ["joblib", "skops"])
+def test_the_pinned_bytes_are_the_bytes_loaded(
+    models: dict[str, Fitted], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """On a shared (RWX) volume a writer can replace the file between two reads of its path:
+    whenever the artifact is read again after the first time, it has been swapped for another
+    model. The pinned model must be the one served — or the load refused — never the other."""
+    import builtins
+    import io
+    import os
+
+    import joblib
+
+    pinned, other = models["logistic"].estimator, models["pipeline"].estimator
+    artifact = tmp_path / f"model.{fmt}"
+    swap = tmp_path / f"swap.{fmt}"
+    for estimator, path in ((pinned, artifact), (other, swap)):
+        if fmt == "skops":
+            skops.io.dump(estimator, path)
+        else:
+            joblib.dump(estimator, path)
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    real_open = builtins.open
+    reads = 0
+
+    def open_swapping(file: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        if Path(str(file)) == artifact and not isinstance(file, int):
+            reads += 1
+            if reads == 2:
+                os.replace(swap, artifact)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", open_swapping)
+    monkeypatch.setattr(io, "open", open_swapping)
+    model = ServedModel.load(tmp_path, digest)
+    X = models["logistic"].X
+    assert np.array_equal(model.predict(X), pinned.predict(X))
+    assert model.sha256 == digest
 
 
 def test_missing_and_unloadable_artifacts(tmp_path: Path) -> None:
@@ -65,6 +107,32 @@ def test_a_pickle_of_something_without_predict_is_refused(tmp_path: Path) -> Non
     save_model({"not": "a model"}, tmp_path)
     with pytest.raises(ModelLoadError, match="no predict"):
         ServedModel.load(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["forest", "knn", "wrapper", "same-classes"])
+def test_a_multi_output_classifier_is_refused_at_load_with_a_clear_message(
+    models: dict[str, Fitted], tmp_path: Path, kind: str
+) -> None:
+    """Fitted on a 2-D y (one column per output), a classifier predicts rows of labels and has
+    one class list per output; the protocols and metrics here take one label per row."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X = models["logistic"].X
+    y = models["logistic"].estimator.predict(X)
+    two_columns = np.c_[y, (X[:, 0] > 5.8).astype(int)]
+    estimator = {
+        "forest": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, two_columns),
+        "knn": KNeighborsClassifier().fit(X, two_columns),
+        "wrapper": MultiOutputClassifier(LogisticRegression(max_iter=500)).fit(X, two_columns),
+        "same-classes": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, np.c_[y, y]),
+    }[kind]
+    save_model(estimator, tmp_path)
+    with pytest.raises(ModelLoadError, match="2 outputs") as info:
+        ServedModel.load(tmp_path)
+    assert "one model per output" in str(info.value)
 
 
 def test_skops_loads_safely_and_asks_for_untrusted_types(

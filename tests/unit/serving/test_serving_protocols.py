@@ -320,6 +320,25 @@ def test_readiness_is_false_until_the_model_is_loaded(
     assert call(loaded, "GET", "/v1/models/m").json() == {"name": "m", "ready": True}
 
 
+def test_the_root_answers_kserves_v1_liveness_check(
+    models: dict[str, Fitted], app_for: Callable[..., ServingApp], tmp_path: Path
+) -> None:
+    """KServe's V1 client, `InferenceRESTClient(RESTConfig(protocol="v1")).is_server_live(url)`
+    (kserve/python/kserve/kserve/inference_client.py), GETs the base URL itself (`/`), raises on
+    any non-2xx answer and returns `response.json().get("status").lower() == "alive"`. KServe's
+    own server routes `/` to `DataPlane.live` (protocol/rest/server.py, GET only), which returns
+    `{"status": "alive"}` whether or not a model is loaded (protocol/dataplane.py)."""
+    loading = ServingApp(ServerSettings(model_dir=tmp_path, name="m"), ServingMetrics("m", "1"))
+    loaded = app_for(models["logistic"].estimator)
+    for app in (loading, loaded):
+        reply = call(app, "GET", "/")
+        assert reply.status == 200
+        assert reply.headers["content-type"] == "application/json"
+        assert reply.json() == {"status": "alive"}
+        refused = call(app, "POST", "/")
+        assert refused.status == 405 and refused.headers["allow"] == "GET"
+
+
 def test_metadata(models: dict[str, Fitted], app_for: Callable[..., ServingApp]) -> None:
     app = app_for(models["pipeline"].estimator, version="7")
     meta = call(app, "GET", "/v2/models/m").json()
