@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +24,12 @@ from pydantic import ValidationError
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import AnalysisResult, ModelDeployment, parse_duration
 from modeldeploy_operator.api import TrafficRouter as TrafficRouterKind
-from modeldeploy_operator.builders import BuildContext, desired_children
+from modeldeploy_operator.builders import BuildContext
 from modeldeploy_operator.compare import is_subset
+from modeldeploy_operator.desired import Capabilities, DesiredState, desired_state
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
-from modeldeploy_operator.monitoring import desired_monitoring
-from modeldeploy_operator.monitoring.keda import desired_scaled_object, scale_to_zero
 from modeldeploy_operator.planning import (
     AnalysisUnavailable,
     Outcome,
@@ -40,11 +39,11 @@ from modeldeploy_operator.planning import (
 )
 from modeldeploy_operator.requests import pending_request
 from modeldeploy_operator.rollout.analysis import AnalysisError, run_analysis
-from modeldeploy_operator.rollout.routers.base import TrafficRouter, with_traffic_objects
+from modeldeploy_operator.rollout.routers.base import TrafficRouter
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.settings import OperatorSettings
-from modeldeploy_operator.status import StatusChange, compute_status
+from modeldeploy_operator.status import compute_status
 from modeldeploy_operator.telemetry import (
     ANALYSIS_UNANSWERED,
     CANARY_WEIGHT,
@@ -64,6 +63,24 @@ log = logging.getLogger("modeldeploy.reconciler")
 # (a removed label or env var) still triggers an apply.
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
 RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a pass starts from: the children the view holds and each version's health."""
+
+    children: dict[tuple[str, str], dict[str, Any]]
+    health: dict[str, DeploymentHealth]
+    time: datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The router for this pass and the state machine's plan."""
+
+    plan: Plan
+    router: TrafficRouter
+    router_problem: RouterUnavailableError | None
 
 
 def manifest_hash(manifest: dict[str, Any]) -> str:
@@ -189,20 +206,38 @@ class Reconciler:
             self.queue.add_after(key, requeue)
 
     async def _reconcile(self, key: Key, body: dict[str, Any]) -> float | None:
+        """One pass: observe → plan → desire → apply → report. The seconds until the next pass
+        is due by itself (a rollout step, a retirement), if any."""
         try:
             md = ModelDeployment.model_validate(body)
         except ValidationError as err:
             # Admission validates the same schema; this only happens with a stale CRD installed.
             await self.client.post_event(body, "InvalidSpec", str(err), warning=True)
             return None
+        observed = self._observe(key, md)
+        decision = await self._plan(md, body, observed)
+        desired = desired_state(
+            md, decision.plan, decision.router, self._capabilities(), self.context
+        )
+        retire_in = await self._apply(key, md, decision.plan, observed.children, desired)
+        await self._report(key, md, body, observed, decision, desired)
+        due = [t for t in (decision.plan.requeue_after, retire_in) if t is not None]
+        return min(due) if due else None
+
+    def _observe(self, key: Key, md: ModelDeployment) -> Observation:
+        """The children and pods the view holds, and each version's health."""
         children = self.view.children_of(key)
-        pods = self.view.pods_of(key)
         # A child the watches delivered proves its kind is served, whatever discovery said at
         # startup: never treat it as unavailable (that would delete it, and fight any other
         # replica that knows better).
         self.available_kinds |= {kind for kind, _ in children}
-        health = self._observe(md, children, pods)
-        now = datetime.now(UTC)
+        health = _version_health(md, children, self.view.pods_of(key))
+        return Observation(children, health, datetime.now(UTC))
+
+    async def _plan(
+        self, md: ModelDeployment, body: dict[str, Any], observed: Observation
+    ) -> Decision:
+        """The router, then the rollout state machine; analysis runs when the plan asks."""
         router, router_problem = self._router(md)
         routing = Routing(
             split_by_service=router.name == TrafficRouterKind.REPLICA_RATIO,
@@ -210,28 +245,35 @@ class Reconciler:
         )
         pending = pending_request(body, md)
         request = pending.actionable if pending is not None else None
+        health, now = observed.health, observed.time
         plan = plan_tracks(md, health, now, routing, request=request)
         if plan.analysis_due:
             verdict = await self._analyse(md, plan, now)
             plan = plan_tracks(md, health, now, routing, analysis=verdict, request=request)
         if pending is not None and pending.stale:
             plan = replace(plan, request_id=pending.request_id)
+        return Decision(plan, router, router_problem)
 
-        zero = scale_to_zero(md, keda_available="ScaledObject" in self.available_kinds)
-        monitoring, monitoring_status = desired_monitoring(
-            md,
-            service_monitor_available="PodMonitor" in self.available_kinds,
-            rules_available="PrometheusRule" in self.available_kinds,
-            extra_labels=self.settings.service_monitor_labels,
+    def _capabilities(self) -> Capabilities:
+        return Capabilities(
+            served_kinds=frozenset(self.available_kinds),
+            prometheus_url=self.settings.prometheus_url,
+            monitoring_labels=self.settings.service_monitor_labels,
         )
-        desired = [
-            with_applied_hash(m)
-            for m in [*self._desired(md, plan, router, zero.use_keda), *monitoring]
-            if m["kind"] in self.available_kinds
-        ]
-        wanted = {(m["kind"], m["metadata"]["name"]) for m in desired}
+
+    async def _apply(
+        self,
+        key: Key,
+        md: ModelDeployment,
+        plan: Plan,
+        children: dict[tuple[str, str], dict[str, Any]],
+        desired: DesiredState,
+    ) -> float | None:
+        """Apply what differs, then delete what is no longer wanted (see `_delete_unwanted`)."""
+        manifests = [with_applied_hash(m) for m in desired.children]
+        wanted = {(m["kind"], m["metadata"]["name"]) for m in manifests}
         changed = [
-            m for m in desired if needs_apply(m, children.get((m["kind"], m["metadata"]["name"])))
+            m for m in manifests if needs_apply(m, children.get((m["kind"], m["metadata"]["name"])))
         ]
         handovers = [
             handover
@@ -248,23 +290,7 @@ class Reconciler:
             # applies were in flight (a Deployment's ready status): that must not be undone.
             if applied is not None:
                 self.view.remember_child(key, applied)
-        retire_in = await self._delete_unwanted(key, md, plan, children, wanted)
-
-        change = compute_status(
-            md, plan, health, time.time(), body.get("status") or {}, router_problem,
-            monitoring_status, zero,
-        )  # fmt: skip
-        self._export_rollout_metrics(md, plan)
-        await self._report(md, body, change)
-
-        if plan.in_progress:
-            self._rolling_out.add(key)
-        else:
-            self._rolling_out.discard(key)
-        ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
-        if retire_in is not None:
-            return retire_in if plan.requeue_after is None else min(retire_in, plan.requeue_after)
-        return plan.requeue_after
+        return await self._delete_unwanted(key, md, plan, children, wanted)
 
     async def _delete_unwanted(
         self,
@@ -284,7 +310,7 @@ class Reconciler:
         held = self._retiring.get(key, {})
         retiring: dict[str, float] = {}
         for (kind, name), live in children.items():
-            if (kind, name) in wanted or not self._owned_by(live, md):
+            if (kind, name) in wanted or not owned_by(live, md):
                 continue
             version = live["metadata"].get("labels", {}).get(naming.LABEL_VERSION)
             if version is not None and version not in live_versions:
@@ -306,30 +332,6 @@ class Reconciler:
         except RouterUnavailableError as err:
             # Keep serving through the model Service alone and say why in Degraded.
             return ReplicaRatioRouter(), err
-
-    def _desired(
-        self, md: ModelDeployment, plan: Plan, router: TrafficRouter, use_keda: bool
-    ) -> list[dict[str, Any]]:
-        stable_version = (plan.stable or plan.target).model.version
-        canary = plan.canary_track
-        canary_version = canary.version if canary is not None else None
-        # 0 while a new version warms up (also for a plain switch-over), else the step's weight.
-        weight = (plan.rollout.weight or 0) if canary is not None else 0
-        mirror = md.spec.traffic.mirror_percent if canary is not None and weight < 100 else 0
-        selected = router.selected_versions(stable_version, canary_version, weight)
-        children = desired_children(md, plan.tracks, self.context, selected)
-        if use_keda:
-            # KEDA manages its own HPA per ScaledObject; a second HPA on the Deployment would
-            # fight it (and KEDA's admission refuses it).
-            url = self.settings.prometheus_url
-            children = [c for c in children if c["kind"] != "HorizontalPodAutoscaler"]
-            children += [
-                scaled
-                for track in plan.tracks
-                if (scaled := desired_scaled_object(md, track, url)) is not None
-            ]
-        traffic = router.desired_objects(md, stable_version, canary_version, weight, mirror)
-        return with_traffic_objects(children, traffic)
 
     def _export_rollout_metrics(self, md: ModelDeployment, plan: Plan) -> None:
         """Gauges the alert rules and the dashboard read (see docs/monitoring.md)."""
@@ -385,35 +387,22 @@ class Reconciler:
         if self._http is not None:
             await self._http.close()
 
-    def _observe(
-        self,
-        md: ModelDeployment,
-        children: dict[tuple[str, str], dict[str, Any]],
-        pods: list[dict[str, Any]],
-    ) -> dict[str, DeploymentHealth]:
-        """Health of each version's Deployment, keyed by version."""
-        health: dict[str, DeploymentHealth] = {}
-        for (kind, _), body in children.items():
-            if kind != "Deployment" or not self._owned_by(body, md):
-                continue
-            version = body["metadata"].get("labels", {}).get(naming.LABEL_VERSION)
-            if version is None:
-                continue
-            own_pods = [
-                p for p in pods if p["metadata"]["labels"].get(naming.LABEL_VERSION) == version
-            ]
-            health[version] = deployment_health(body, own_pods)
-        return health
-
-    @staticmethod
-    def _owned_by(body: dict[str, Any], md: ModelDeployment) -> bool:
-        return any(
-            ref.get("uid") == md.metadata.uid for ref in body["metadata"].get("ownerReferences", [])
-        )
-
     async def _report(
-        self, md: ModelDeployment, body: dict[str, Any], change: StatusChange
+        self,
+        key: Key,
+        md: ModelDeployment,
+        body: dict[str, Any],
+        observed: Observation,
+        decision: Decision,
+        desired: DesiredState,
     ) -> None:
+        """Status (patched only when it changed), Events, and the rollout gauges."""
+        plan = decision.plan
+        change = compute_status(
+            md, plan, observed.health, time.time(), body.get("status") or {},
+            decision.router_problem, desired.monitoring, desired.scale_to_zero,
+        )  # fmt: skip
+        self._export_rollout_metrics(md, plan)
         current = body.get("status") or {}
         # Compare only the keys the operator owns; None means "remove" in a merge patch.
         if any(current.get(k) != v for k, v in change.status.items()):
@@ -428,3 +417,32 @@ class Reconciler:
         await asyncio.gather(
             *(self.client.post_event(body, e.reason, e.message, e.warning) for e in change.events)
         )
+        if plan.in_progress:
+            self._rolling_out.add(key)
+        else:
+            self._rolling_out.discard(key)
+        ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+
+
+def owned_by(body: dict[str, Any], md: ModelDeployment) -> bool:
+    return any(
+        ref.get("uid") == md.metadata.uid for ref in body["metadata"].get("ownerReferences", [])
+    )
+
+
+def _version_health(
+    md: ModelDeployment,
+    children: dict[tuple[str, str], dict[str, Any]],
+    pods: list[dict[str, Any]],
+) -> dict[str, DeploymentHealth]:
+    """Health of each version's Deployment, keyed by version."""
+    health: dict[str, DeploymentHealth] = {}
+    for (kind, _), body in children.items():
+        if kind != kinds.DEPLOYMENT.kind or not owned_by(body, md):
+            continue
+        version = body["metadata"].get("labels", {}).get(naming.LABEL_VERSION)
+        if version is None:
+            continue
+        own_pods = [p for p in pods if p["metadata"]["labels"].get(naming.LABEL_VERSION) == version]
+        health[version] = deployment_health(body, own_pods)
+    return health

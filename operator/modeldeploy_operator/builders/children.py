@@ -9,8 +9,8 @@ from typing import Any
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders.context import BuildContext
 from modeldeploy_operator.builders.deployment import build_deployment
-from modeldeploy_operator.builders.hpa import build_hpa
 from modeldeploy_operator.builders.plan import TrackPlan
+from modeldeploy_operator.builders.scaler import HPA_SCALER, Scaler
 from modeldeploy_operator.builders.service import build_model_service, build_track_service
 
 
@@ -34,9 +34,11 @@ def desired_children(
     plans: Sequence[TrackPlan],
     ctx: BuildContext,
     traffic_versions: Sequence[str] | None = None,
+    scaler: Scaler = HPA_SCALER,
 ) -> list[dict[str, Any]]:
-    """Per planned version a Deployment, a Service and (when autoscaled) an HPA; then the model
-    Service, selecting `traffic_versions` (default: the versions with a weight above 0)."""
+    """Per planned version a Deployment, a Service and (when autoscaled) its `scaler`'s object;
+    then the model Service, selecting `traffic_versions` (default: the versions with a weight
+    above 0)."""
     _check_plans(md, plans)
     live = {plan.version for plan in plans}
     selected = (
@@ -57,8 +59,8 @@ def desired_children(
     for plan in plans:
         children.append(build_deployment(md, plan, ctx))
         children.append(build_track_service(md, plan))
-        hpa = build_hpa(md, plan)
-        if hpa is not None:
-            children.append(hpa)
+        sizer = scaler.build(md, plan)
+        if sizer is not None:
+            children.append(sizer)
     children.append(build_model_service(md, selected))
     return children

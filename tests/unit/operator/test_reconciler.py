@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from modeldeploy_operator import naming
 from modeldeploy_operator.kinds import Kind
-from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER
+from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError
 from modeldeploy_operator.reconciler import Reconciler, replicas_handover
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.view import ClusterView, Key
@@ -33,10 +33,15 @@ class FakeClient:
         self.statuses: list[Body] = []
         self.events: list[tuple[str, str]] = []
         self.deleted: list[tuple[str, str]] = []
+        self.calls: list[str] = []  # "apply Kind/name" and "delete plural/name", in order
+        self.failing: dict[str, ApiError] = {}  # by kind: the error its applies answer
         # Called with each apply's answer before it is returned (a watch event racing it).
         self.while_applying: Callable[[Body], None] = lambda _: None
 
     async def apply(self, manifest: Body, field_manager: str = FIELD_MANAGER) -> Body:
+        self.calls.append(f"apply {manifest['kind']}/{manifest['metadata']['name']}")
+        if manifest["kind"] in self.failing:
+            raise self.failing[manifest["kind"]]
         self.applied.append(manifest)
         self.managers.append(field_manager)
         answer = copy.deepcopy(manifest)
@@ -54,6 +59,7 @@ class FakeClient:
         self.events.append((reason, message))
 
     async def delete(self, kind: Kind, namespace: str | None, name: str) -> None:
+        self.calls.append(f"delete {kind.plural}/{name}")
         self.deleted.append((kind.plural, name))
 
     async def exists(self, kind: Kind) -> bool:
@@ -228,3 +234,34 @@ def test_a_zero_scale_down_delay_deletes_at_once() -> None:
     view.remember_child(KEY, retired_deployment("0"))
     asyncio.run(reconciler.reconcile(KEY))
     assert client.deleted == [("deployments", "iris-v0")]
+
+
+def test_deletions_come_after_every_apply() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1, rollout={"scaleDownDelay": "0s"}))
+    view.remember_child(KEY, retired_deployment("0"))
+    asyncio.run(reconciler.reconcile(KEY))
+    deletes = [i for i, call in enumerate(client.calls) if call.startswith("delete")]
+    applies = [i for i, call in enumerate(client.calls) if call.startswith("apply")]
+    assert deletes and applies and max(applies) < min(deletes), client.calls
+
+
+def test_a_child_without_our_owner_reference_is_never_deleted() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1, rollout={"scaleDownDelay": "0s"}))
+    foreign = retired_deployment("0")
+    foreign["metadata"]["ownerReferences"] = [{"uid": "someone-else"}]
+    view.remember_child(KEY, foreign)
+    asyncio.run(reconciler.reconcile(KEY))
+    assert client.deleted == []
+
+
+def test_a_failed_apply_deletes_nothing_writes_no_status_and_retries() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1, rollout={"scaleDownDelay": "0s"}))
+    view.remember_child(KEY, retired_deployment("0"))
+    client.failing["Service"] = ApiError(422, "Invalid", "spec.selector: field is immutable")
+
+    async def one_pass() -> int:
+        await reconciler.reconcile(KEY)
+        return len(reconciler.queue._timers)
+
+    assert asyncio.run(one_pass()) == 1  # the key comes back after the retry delay
+    assert client.deleted == [] and client.statuses == []

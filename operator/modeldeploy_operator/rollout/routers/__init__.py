@@ -1,10 +1,10 @@
 """Traffic routers: one small interface (`base`), one module per router, one factory that picks.
 
-The state machine asks a router for the objects a traffic split needs and for the canary's size;
-it never knows which router it talks to.
+The state machine asks a router which versions the model Service selects, for the objects of its
+own a traffic split needs, and for the canary's size; it never knows which router it talks to.
 """
 
-from modeldeploy_operator.rollout.routers.base import TrafficRouter, with_traffic_objects
+from modeldeploy_operator.rollout.routers.base import TrafficRouter, TrafficSplit
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
 from modeldeploy_operator.rollout.routers.gateway_api import GatewayApiRouter
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
@@ -14,6 +14,6 @@ __all__ = [
     "ReplicaRatioRouter",
     "RouterUnavailableError",
     "TrafficRouter",
+    "TrafficSplit",
     "select_router",
-    "with_traffic_objects",
 ]

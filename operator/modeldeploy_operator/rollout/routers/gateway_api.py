@@ -30,7 +30,12 @@ from modeldeploy_operator import api, kinds, naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.service import SERVICE_PORT
-from modeldeploy_operator.rollout.routers.base import Manifest, TrafficRouter, check_replicas
+from modeldeploy_operator.rollout.routers.base import (
+    Manifest,
+    TrafficRouter,
+    TrafficSplit,
+    check_replicas,
+)
 
 GATEWAY_GROUP: Final = kinds.HTTP_ROUTE.group
 HTTPROUTE_API_VERSION: Final = kinds.HTTP_ROUTE.api_version
@@ -67,14 +72,10 @@ def _service_ref(md: ModelDeployment, version: str) -> dict[str, Any]:
     }
 
 
-def build_httproute(
-    md: ModelDeployment,
-    stable_version: str,
-    canary_version: str | None,
-    canary_weight: int,
-    mirror_percent: int,
-) -> Manifest:
-    """The HTTPRoute `<md>` for this split (arguments as `TrafficRouter.desired_objects`)."""
+def build_httproute(md: ModelDeployment, split: TrafficSplit) -> Manifest:
+    """The HTTPRoute `<md>` for this split."""
+    stable_version, canary_version = split.stable_version, split.canary_version
+    canary_weight, mirror_percent = split.canary_weight, split.mirror_percent
     traffic = md.spec.traffic
     if traffic.gateway_ref is None:
         raise ValueError("the Gateway API router needs spec.traffic.gatewayRef")
@@ -122,23 +123,14 @@ class GatewayApiRouter(TrafficRouter):
 
     name = api.TrafficRouter.GATEWAY_API
 
-    def selected_versions(
-        self, stable_version: str, canary_version: str | None, canary_weight: int
-    ) -> list[str]:
-        if canary_version is not None and canary_weight == 100:
-            return [canary_version]
-        return [stable_version]
+    def selected_versions(self, split: TrafficSplit) -> list[str]:
+        if split.canary_version is not None and split.canary_weight == 100:
+            return [split.canary_version]
+        return [split.stable_version]
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int:
         check_replicas(stable_replicas, weight)
         return max(1, math.ceil(stable_replicas * weight / 100))
 
-    def _route_objects(
-        self,
-        md: ModelDeployment,
-        stable_version: str,
-        canary_version: str | None,
-        canary_weight: int,
-        mirror_percent: int,
-    ) -> list[Manifest]:
-        return [build_httproute(md, stable_version, canary_version, canary_weight, mirror_percent)]
+    def route_objects(self, md: ModelDeployment, split: TrafficSplit) -> list[Manifest]:
+        return [build_httproute(md, split)]

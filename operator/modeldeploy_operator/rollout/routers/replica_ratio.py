@@ -45,7 +45,12 @@ from typing import Final
 
 from modeldeploy_operator import api
 from modeldeploy_operator.api import ModelDeployment
-from modeldeploy_operator.rollout.routers.base import Manifest, TrafficRouter, check_replicas
+from modeldeploy_operator.rollout.routers.base import (
+    Manifest,
+    TrafficRouter,
+    TrafficSplit,
+    check_replicas,
+)
 
 REPLICA_LIMIT: Final = api.MAX_REPLICAS
 
@@ -81,26 +86,17 @@ class ReplicaRatioRouter(TrafficRouter):
 
     name = api.TrafficRouter.REPLICA_RATIO
 
-    def selected_versions(
-        self, stable_version: str, canary_version: str | None, canary_weight: int
-    ) -> list[str]:
-        if canary_version is None or canary_weight == 0:
-            return [stable_version]
-        if canary_weight == 100:
-            return [canary_version]
-        return [stable_version, canary_version]
+    def selected_versions(self, split: TrafficSplit) -> list[str]:
+        if split.canary_version is None or split.canary_weight == 0:
+            return [split.stable_version]
+        if split.canary_weight == 100:
+            return [split.canary_version]
+        return [split.stable_version, split.canary_version]
 
     def canary_replicas(self, stable_replicas: int, weight: int) -> int:
         return ratio_replicas(stable_replicas, weight)
 
-    def _route_objects(
-        self,
-        md: ModelDeployment,
-        stable_version: str,
-        canary_version: str | None,
-        canary_weight: int,
-        mirror_percent: int,
-    ) -> list[Manifest]:
+    def route_objects(self, md: ModelDeployment, split: TrafficSplit) -> list[Manifest]:
         # No mirror without a gateway. The factory refuses a spec that asks for one
         # (RouterUnavailableError, for a condition); a caller that falls back to this router
         # anyway keeps serving, without the shadow traffic.

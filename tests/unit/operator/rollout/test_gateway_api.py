@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from modeldeploy_operator import naming
-from modeldeploy_operator.builders import BuildContext, TrackPlan, desired_children
 from modeldeploy_operator.builders.service import build_model_service
-from modeldeploy_operator.rollout.routers import GatewayApiRouter, with_traffic_objects
+from modeldeploy_operator.rollout.routers import GatewayApiRouter, TrafficSplit
 from modeldeploy_operator.rollout.routers.gateway_api import supports_mirror_percent
-from rollout_models import model_deployment, serving
+from rollout_models import model_deployment
 
 GATEWAY = {"gatewayRef": {"name": "web", "namespace": "gateways", "sectionName": "https"}}
 MD = model_deployment({**GATEWAY, "hostnames": ["iris.example.com"]})
@@ -21,8 +20,7 @@ router = GatewayApiRouter()
 
 def route(md: Any = MD, stable: str = "1", canary: str | None = "2", weight: int = 10,
           mirror: int = 0) -> dict[str, Any]:  # fmt: skip
-    objects = router.desired_objects(md, stable, canary, weight, mirror)
-    (httproute,) = [o for o in objects if o["kind"] == "HTTPRoute"]
+    (httproute,) = router.route_objects(md, TrafficSplit(stable, canary, weight, mirror))
     return httproute
 
 
@@ -122,29 +120,11 @@ def test_a_route_needs_a_gateway() -> None:
 def test_the_model_service_stays_on_one_version(
     canary: str | None, weight: int, selected: list[str]
 ) -> None:
-    assert router.selected_versions("1", canary, weight) == selected
-    objects = router.desired_objects(MD, "1", canary, weight)
-    (service,) = [o for o in objects if o["kind"] == "Service"]
-    assert service == build_model_service(MD, selected)
+    split = TrafficSplit("1", canary, weight)
+    assert router.selected_versions(split) == selected
+    service = build_model_service(MD, router.selected_versions(split))
     assert service["spec"]["selector"] == naming.version_selector("iris", selected[0])
-
-
-def test_router_objects_lay_over_the_children_without_duplicates() -> None:
-    md = model_deployment(GATEWAY)
-    stable = TrackPlan("stable", serving(md, "1"), 2, 75)
-    canary = TrackPlan("canary", serving(md, "2"), 1, 25)
-    children = desired_children(
-        md, [stable, canary], BuildContext(server_image="img"),
-        router.selected_versions("1", "2", 25),
-    )  # fmt: skip
-    traffic = router.desired_objects(md, "1", "2", 25)
-    merged = with_traffic_objects(children, traffic)
-    keys = [(m["kind"], m["metadata"]["name"]) for m in merged]
-    assert len(keys) == len(set(keys))
-    assert ("HTTPRoute", "iris") in keys
-    assert [m for m in merged if m["kind"] == "Service" and m["metadata"]["name"] == "iris"] == [
-        m for m in children if m["kind"] == "Service" and m["metadata"]["name"] == "iris"
-    ]
+    assert [o["kind"] for o in router.route_objects(MD, split)] == ["HTTPRoute"]
 
 
 @pytest.mark.parametrize(
@@ -174,7 +154,7 @@ def test_impossible_splits_are_refused(
     stable: str, canary: str | None, weight: int, mirror: int, error: str
 ) -> None:
     with pytest.raises(ValueError, match=error):
-        router.desired_objects(MD, stable, canary, weight, mirror)
+        TrafficSplit(stable, canary, weight, mirror)
 
 
 @pytest.mark.parametrize(

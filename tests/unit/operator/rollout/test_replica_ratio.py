@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from modeldeploy_operator import naming
 from modeldeploy_operator.builders.service import build_model_service
-from modeldeploy_operator.rollout.routers import ReplicaRatioRouter
+from modeldeploy_operator.rollout.routers import ReplicaRatioRouter, TrafficSplit
 from modeldeploy_operator.rollout.routers.replica_ratio import (
     REPLICA_LIMIT,
     achieved_weight,
@@ -32,19 +32,18 @@ router = ReplicaRatioRouter()
 def test_the_model_service_selects_both_versions_only_while_they_share_traffic(
     canary: str | None, weight: int, selector: dict[str, str]
 ) -> None:
-    (service,) = router.desired_objects(MD, "1", canary, weight)
+    service = build_model_service(MD, router.selected_versions(TrafficSplit("1", canary, weight)))
     assert service["kind"] == "Service" and service["metadata"]["name"] == "iris"
     assert service["spec"]["selector"] == selector
-    assert service == build_model_service(MD, router.selected_versions("1", canary, weight))
     assert service["metadata"]["labels"] == naming.model_labels("iris")
 
 
 def test_a_mirror_is_dropped_not_an_error() -> None:
     # The factory refuses specs asking for a mirror without Gateway API; a reconciler that falls
-    # back to this router must still get the objects that keep the model serving.
-    assert router.desired_objects(MD, "1", "2", 10, mirror_percent=10) == router.desired_objects(
-        MD, "1", "2", 10
-    )
+    # back to this router must still keep the model serving, through the model Service alone.
+    split = TrafficSplit("1", "2", 10, mirror_percent=10)
+    assert router.route_objects(MD, split) == []
+    assert router.selected_versions(split) == ["1", "2"]
 
 
 @pytest.mark.parametrize(
