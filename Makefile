@@ -30,8 +30,11 @@ install: $(STAMP)
 cluster-tools:
 	cluster/build.sh all
 
-# The real node runs the images this tree builds: build them first, so the node loads them.
-cluster-up: cluster-tools images
+# The real node runs the images this tree builds: build them first, so the node loads them
+# (not without a real node: MODELDEPLOY_REAL_NODE=0).
+NODE_IMAGES := $(if $(filter 0,$(MODELDEPLOY_REAL_NODE)),,images)
+
+cluster-up: cluster-tools $(NODE_IMAGES)
 	cluster/up.sh
 
 cluster-down:
@@ -50,7 +53,7 @@ test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
 # The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable.
-test: $(STAMP) cluster-tools images
+test: $(STAMP) cluster-tools $(NODE_IMAGES)
 	$(VENV)/bin/pytest tests -q
 
 run: $(STAMP)
