@@ -44,17 +44,33 @@ for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $CONTAINERD_SOCKET" ||
   kill -9 "$pid" 2>/dev/null || true
 done
 
-# kube-proxy's chains are machine-wide: only the checkout that owns the real node clears them.
+# drop_chain TOOL TABLE CHAIN: the chain and every rule that jumps to it.
+drop_chain() {
+  local tool=$1 table=$2 chain=$3 rule
+  while read -r rule; do
+    eval "$tool -t $table ${rule/-A /-D }" 2>/dev/null || true
+  done < <("$tool" -t "$table" -S 2>/dev/null | grep -- "-A .* -j $chain\$" || true)
+  "$tool" -t "$table" -F "$chain" 2>/dev/null || true
+  "$tool" -t "$table" -X "$chain" 2>/dev/null || true
+}
+
+# The pods' masquerade rules (the CNI bridge plugin's; the containers died without a CNI DEL).
+while read -r chain; do
+  drop_chain iptables nat "$chain"
+done < <(iptables -t nat -S POSTROUTING 2>/dev/null | grep -F "name: \"$CNI_NETWORK\"" |
+  sed -n 's/.* -j \(CNI-[0-9a-f]*\)$/\1/p' | sort -u)
+
+# kube-proxy's and the kubelet's chains are machine-wide: only the real node's owner clears them.
 eval "$("$ROOT/cluster/build.sh" paths)"
-if [[ -x $KUBE_PROXY && -f $REAL_NODE_OWNER && $(cut -d' ' -f1 "$REAL_NODE_OWNER") == "$ROOT" ]]; then
-  "$KUBE_PROXY" --cleanup >/dev/null 2>&1 || true
+if [[ -f $REAL_NODE_OWNER && $(cut -d' ' -f1 "$REAL_NODE_OWNER") == "$ROOT" ]]; then
+  [[ -x $KUBE_PROXY ]] && "$KUBE_PROXY" --cleanup >/dev/null 2>&1 || true
+  for tool in iptables ip6tables; do
+    drop_chain "$tool" filter KUBE-FIREWALL
+    for table in filter nat mangle; do drop_chain "$tool" "$table" KUBE-KUBELET-CANARY; done
+    drop_chain "$tool" mangle KUBE-IPTABLES-HINT
+  done
 fi
-chain=MODELDEPLOY-$INSTANCE
-while read -r rule; do
-  eval "iptables ${rule/-A /-D }" 2>/dev/null || true
-done < <(iptables -S INPUT | grep -- "-j $chain\$" || true)
-iptables -F "$chain" 2>/dev/null || true
-iptables -X "$chain" 2>/dev/null || true
+drop_chain iptables filter "MODELDEPLOY-$INSTANCE"
 
 # Volumes the kubelet mounted and the containers' root filesystems, deepest first.
 findmnt -rn -o TARGET | grep -F "$NODE_DIR/" | sort -r | while read -r target; do

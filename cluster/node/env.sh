@@ -23,6 +23,8 @@ CLUSTER_DNS_IP=10.96.0.10
 NODE_LINK=md$INSTANCE
 NODE_PEER_LINK=md${INSTANCE}p
 BRIDGE=mdbr$INSTANCE
+# The CNI network's name: its plugins' iptables rules carry it in their comments.
+CNI_NETWORK=modeldeploy-$INSTANCE
 NODE_DIR=$STATE/node
 CGROUP_ROOT=/modeldeploy-$INSTANCE
 # The machine-wide owner of the one real node kube-proxy can serve (its iptables chains are
