@@ -120,9 +120,10 @@ current-context: local
 KUBECONFIG
 }
 
+# wait_for TRIES COMMAND...: retries COMMAND every half second, TRIES times at most.
 wait_for() {
-  local what=$1 tries=$2
-  shift 2
+  local tries=$1
+  shift
   for _ in $(seq "$tries"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
   return 1
 }
@@ -175,7 +176,7 @@ start() {
   sysctl -qw net.ipv4.ip_forward=1
 
   spawn containerd containerd --config "$NODE_DIR/containerd.toml"
-  wait_for containerd 60 ctr --address "$CONTAINERD_SOCKET" version ||
+  wait_for 60 ctr --address "$CONTAINERD_SOCKET" version ||
     die "containerd did not start (log: $LOGS/containerd.log); $OPT_OUT"
   echo "$ROOT $(cat "$PIDS/containerd.pid")" >"$REAL_NODE_OWNER"
   "$ROOT/cluster/node/load-images.sh"
@@ -194,7 +195,7 @@ start() {
     --cert-dir "$NODE_DIR/pki" --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
     --node-labels "type=real,node.kubernetes.io/instance-type=real"
   spawn kube-proxy "$KUBE_PROXY" --config "$NODE_DIR/kube-proxy.yaml"
-  wait_for node 240 "$KUBECTL" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s ||
+  wait_for 240 "$KUBECTL" wait --for=condition=Ready "node/$NODE_NAME" --timeout=1s ||
     die "the real node did not become Ready (log: $LOGS/kubelet.log); $OPT_OUT"
   echo "real node Ready $((SECONDS - kubelet_start))s after the kubelet started"
   smoke_pod
