@@ -10,12 +10,13 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 KUBE_BIN := $(shell cluster/build.sh paths | sed -n 's|^KUBE_APISERVER=\(.*\)/kube-apiserver$$|\1|p')
 export PATH := $(PATH):$(KUBE_BIN)
 
-.PHONY: help install cluster-up cluster-down cluster-tools test test-unit demo run bench bench-serving crds lint e2e-kind images
+.PHONY: help install cluster-up cluster-down cluster-tools test test-unit demo run bench bench-serving crds lint e2e-kind images images-docker
 
 help:
 	@echo "make demo   - local cluster + operator + the iris example, end to end"
 	@echo "make test   - the full test suite (unit + real control plane + real Prometheus)"
 	@echo "other: install cluster-up cluster-down run bench bench-serving crds lint e2e-kind images"
+	@echo "       images-docker"
 
 # The virtual environment, rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -29,7 +30,11 @@ install: $(STAMP)
 cluster-tools:
 	cluster/build.sh all
 
-cluster-up: cluster-tools
+# The real node runs the images this tree builds: build them first, so the node loads them
+# (not without a real node: MODELDEPLOY_REAL_NODE=0).
+NODE_IMAGES := $(if $(filter 0,$(MODELDEPLOY_REAL_NODE)),,images)
+
+cluster-up: cluster-tools $(NODE_IMAGES)
 	cluster/up.sh
 
 cluster-down:
@@ -48,7 +53,7 @@ test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
 # The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable.
-test: $(STAMP) cluster-tools
+test: $(STAMP) cluster-tools $(NODE_IMAGES)
 	$(VENV)/bin/pytest tests -q
 
 run: $(STAMP)
@@ -65,11 +70,17 @@ bench: $(STAMP) cluster-up
 bench-serving: $(STAMP)
 	$(PY) bench/serving/run.py
 
+# Both images without a Docker engine (mmdebstrap, buildah), cached by content, as OCI archives
+# the local node loads (images/build.sh).
+images:
+	IMAGE_REGISTRY=$(IMAGE_REGISTRY) SERVER_EXTRAS=$(SERVER_EXTRAS) images/build.sh all
+	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) SERVER_EXTRAS=$(SERVER_EXTRAS) images/build.sh sizes
+
 # For people with Docker (BuildKit, for the per-Dockerfile .dockerignore); not run in CI.
 IMAGE_REGISTRY ?= ghcr.io/modeldeploy
 IMAGE_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 SERVER_EXTRAS ?= serve
-images:
+images-docker:
 	docker build -f images/operator.Dockerfile -t $(IMAGE_REGISTRY)/modeldeploy-operator:$(IMAGE_VERSION) .
 	docker build -f images/server.Dockerfile --build-arg EXTRAS=$(SERVER_EXTRAS) -t $(IMAGE_REGISTRY)/modeldeploy-server:$(IMAGE_VERSION) .
 

@@ -27,13 +27,14 @@ from modeldeploy_operator.api import ModelDeployment  # noqa: E402
 from modeldeploy_operator.builders import BuildContext, TrackPlan, desired_children  # noqa: E402
 from modeldeploy_operator.planning import serving_template  # noqa: E402
 
+from tests.support.images import SERVER_IMAGE  # noqa: E402
 from tests.support.kube import Kubectl  # noqa: E402
+from tests.support.nodes import on_fake_nodes  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
 
 KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
 RESULTS = ROOT / "bench" / "results" / "operator.md"
-SERVER_IMAGE = "example.org/modeldeploy-server:test"
 
 
 def manifest(i: int) -> dict[str, Any]:
@@ -48,6 +49,8 @@ def manifest(i: int) -> dict[str, Any]:
                 "storageUri": f"http://models.example.org/model-{i}/1/model.joblib",
             },
             "replicas": 1,
+            # The benchmark measures the operator and the control plane: kwok's fake pods.
+            "server": on_fake_nodes({}),
         },
     }
 

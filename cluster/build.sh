@@ -35,6 +35,8 @@ KUBE_VERSION=$KUBE_VERSION
 KUBE_APISERVER=$KUBE_BIN/kube-apiserver
 KUBE_CONTROLLER_MANAGER=$KUBE_BIN/kube-controller-manager
 KUBE_SCHEDULER=$KUBE_BIN/kube-scheduler
+KUBELET=$KUBE_BIN/kubelet
+KUBE_PROXY=$KUBE_BIN/kube-proxy
 KUBECTL=$(command -v kubectl || echo "$KUBE_BIN/kubectl")
 ETCD=$ETCD_BIN/etcd
 KWOK=$KWOK_BIN/kwok
@@ -84,7 +86,7 @@ build_all() {
   local kube_ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
   build kubernetes "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
   if ! command -v kubectl >/dev/null; then
     build kubectl "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" k8s.io/kubernetes/cmd/kubectl
   fi

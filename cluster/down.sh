@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Stops exactly the processes cluster/up.sh started (kwokctl's pid files) and removes the state.
+# Stops exactly the processes cluster/up.sh started (the real node's and kwokctl's pid files)
+# and removes the state.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STATE=$ROOT/.cluster
-NAME=modeldeploy
-CLUSTER_DIR=$STATE/kwok/clusters/$NAME
-export KWOK_WORKDIR=$STATE/kwok
+# shellcheck source=cluster/node/env.sh
+source "$ROOT/cluster/node/env.sh"
 
 [[ -d $STATE ]] || { echo "no local cluster to stop"; exit 0; }
 
@@ -15,6 +14,8 @@ if [[ -f $STATE/operator.pid ]]; then
   pid=$(cat "$STATE/operator.pid")
   if grep -qa modeldeploy_operator "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" || true; fi
 fi
+
+"$ROOT/cluster/node/down.sh"
 
 pids=()
 for f in "$CLUSTER_DIR"/pids/*.pid; do
@@ -27,7 +28,7 @@ done
 
 eval "$("$ROOT/cluster/build.sh" paths)"
 if [[ -x $KWOKCTL ]]; then
-  "$KWOKCTL" delete cluster --name "$NAME" >/dev/null 2>&1 || true
+  "$KWOKCTL" delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
 fi
 
 # kwokctl signals the components and returns at once; wait for them, then force the stragglers.

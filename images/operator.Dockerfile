@@ -15,7 +15,11 @@ COPY operator ./operator
 COPY serving ./serving
 # A regular (non-editable) install: the source tree stays in this stage. pip compiles the
 # bytecode here, so the read-only runtime never needs to write any.
-RUN /opt/modeldeploy/bin/pip install ".[operator]"
+# pip and setuptools only install (the runtime never runs them), and the test suites of the
+# dependencies never run in the image.
+RUN /opt/modeldeploy/bin/pip install ".[operator]" \
+    && /opt/modeldeploy/bin/python -m pip uninstall --yes --quiet pip setuptools \
+    && find /opt/modeldeploy/lib -depth -type d \( -name tests -o -name test \) -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/modeldeploy /opt/modeldeploy

@@ -15,7 +15,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 COPY serving ./serving
-RUN /opt/modeldeploy/bin/pip install ".[${EXTRAS}]"
+# pip and setuptools only install (the runtime never runs them), and the test suites of the
+# dependencies (numpy, scipy and scikit-learn ship 65 MB of them) never run in the image.
+RUN /opt/modeldeploy/bin/pip install ".[${EXTRAS}]" \
+    && /opt/modeldeploy/bin/python -m pip uninstall --yes --quiet pip setuptools \
+    && find /opt/modeldeploy/lib -depth -type d \( -name tests -o -name test \) -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/modeldeploy /opt/modeldeploy

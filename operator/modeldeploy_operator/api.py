@@ -586,6 +586,50 @@ RESERVED_ENV_RULE = Rule(
 )
 
 
+class TolerationOperator(StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+TOLERATION_EXISTS_RULE = Rule(
+    "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+    "spec.server.tolerations: operator Exists takes no value",
+)
+MAX_TOLERATIONS: Final = 32
+MAX_NODE_SELECTOR: Final = 32
+
+
+class Toleration(SpecModel):
+    """A taint the serving pods tolerate (Kubernetes' core/v1 Toleration)."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(TOLERATION_EXISTS_RULE))
+
+    key: str | None = Field(
+        default=None, description="Taint key; empty with Exists: every taint.", max_length=317
+    )
+    operator: TolerationOperator | None = Field(
+        default=None, description="Exists or Equal (Kubernetes' default: Equal)."
+    )
+    value: str | None = Field(default=None, description="Taint value (Equal).", max_length=63)
+    effect: TaintEffect | None = Field(default=None, description="Taint effect; empty: all.")
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated before eviction."
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> Toleration:
+        TOLERATION_EXISTS_RULE.require(
+            self.operator is not TolerationOperator.EXISTS or not self.value
+        )
+        return self
+
+
 class ServerSpec(SpecModel):
     """Knobs for the serving pods; everything absent comes from the operator's configuration."""
 
@@ -607,6 +651,18 @@ class ServerSpec(SpecModel):
     )
     resources: ResourceRequirements | None = Field(
         default=None, description="Compute resources of the serving container."
+    )
+    # Absent, not empty, by default: an empty value would change every serving template's
+    # fingerprint and roll every existing ModelDeployment.
+    node_selector: dict[str, str] | None = Field(
+        default=None,
+        description="Node labels the serving pods require (the pod's nodeSelector).",
+        max_length=MAX_NODE_SELECTOR,
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None,
+        description="Taints the serving pods tolerate (the pod's tolerations).",
+        max_length=MAX_TOLERATIONS,
     )
     env: list[EnvVar] = Field(
         default_factory=list,

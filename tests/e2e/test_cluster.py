@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.kube import Kubectl, KubectlError, eventually
+from tests.support.nodes import on_fake_nodes
 
 
 def deployment(
@@ -25,7 +26,7 @@ def deployment(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "main", "image": image}]},
+                "spec": on_fake_nodes({"containers": [{"name": "main", "image": image}]}),
             },
         },
     }
@@ -154,10 +155,12 @@ def test_job_pods_complete_and_terminating_pods_go_away(k: Kubectl) -> None:
             "metadata": {"name": "once"},
             "spec": {
                 "template": {
-                    "spec": {
-                        "restartPolicy": "Never",
-                        "containers": [{"name": "main", "image": "busybox"}],
-                    }
+                    "spec": on_fake_nodes(
+                        {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "main", "image": "busybox"}],
+                        }
+                    )
                 }
             },
         }

@@ -24,8 +24,9 @@ from modeldeploy_operator.planning import Routing, plan_tracks
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 
 from tests.support.audit import AuditLog
+from tests.support.images import SERVER_IMAGE
 from tests.support.kube import Kubectl, KubectlError, eventually
-from tests.support.models import SERVER_IMAGE, condition, model, wait_ready
+from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]

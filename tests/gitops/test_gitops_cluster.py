@@ -21,13 +21,16 @@ from tests.gitops.test_kustomize import GITOPS, build, bump
 from tests.support.audit import AUDIT_LOG
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.kube import Kubectl, eventually
+from tests.support.nodes import on_fake_nodes
 
 ARGOCD = "argocd-controller"  # the field manager Argo CD's server-side sync uses
 
 
 def synced(md: dict[str, Any], namespace: str) -> dict[str, Any]:
-    """The built object as Argo CD applies it to its destination namespace."""
-    return {**md, "metadata": {**md["metadata"], "namespace": namespace}}
+    """The built object as Argo CD applies it to its destination namespace, its pods on the
+    fake nodes (its artifact URI is an example's, which no real pod could fetch)."""
+    spec = {**md["spec"], "server": on_fake_nodes(md["spec"].get("server", {}))}
+    return {**md, "metadata": {**md["metadata"], "namespace": namespace}, "spec": spec}
 
 
 def sync(kube: Kubectl, md: dict[str, Any]) -> None:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-AUDIT_LOG = ROOT / ".cluster" / "kwok" / "clusters" / "modeldeploy" / "logs" / "audit.log"
+# A link cluster/up.sh makes to the apiserver's audit log (kwokctl names its directory after the
+# cluster, whose name is the checkout's own: cluster/node/env.sh).
+AUDIT_LOG = ROOT / ".cluster" / "audit.log"
 OPERATOR_AGENTS = ("modeldeploy-operator/", "kopf/")
 
 

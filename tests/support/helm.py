@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.nodes import FAKE_NODE_SELECTOR, FAKE_NODE_TOLERATIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "modeldeploy"
 BUILD = ROOT / "cluster" / "build.sh"
@@ -18,6 +20,9 @@ KUBE_VERSION = "1.34.0"
 
 Manifest = dict[str, Any]
 Values = dict[str, Any]
+# Releases installed into the test cluster run the operator's pods on the fake nodes: the tests
+# run the real operator as a process (tests/support/chart.py); the pods prove the chart deploys.
+ON_FAKE_NODES: Values = {"nodeSelector": FAKE_NODE_SELECTOR, "tolerations": FAKE_NODE_TOLERATIONS}
 
 
 class HelmError(RuntimeError):
@@ -93,7 +98,7 @@ class Helm:
     ) -> None:
         self.run(
             "install", release, str(chart), "--namespace", namespace,
-            "--wait", "--timeout", "180s", values=values,
+            "--wait", "--timeout", "180s", values={**ON_FAKE_NODES, **(values or {})},
         )  # fmt: skip
 
     def upgrade(
@@ -101,7 +106,7 @@ class Helm:
     ) -> None:
         self.run(
             "upgrade", release, str(chart), "--namespace", namespace,
-            "--wait", "--timeout", "180s", values=values,
+            "--wait", "--timeout", "180s", values={**ON_FAKE_NODES, **(values or {})},
         )  # fmt: skip
 
     def uninstall(self, release: str, namespace: str) -> None:

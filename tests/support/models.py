@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from tests.support.kube import Kubectl, eventually
-
-SERVER_IMAGE = "example.org/modeldeploy-server:test"
+from tests.support.nodes import on_fake_nodes
 
 
 def model(name: str, version: str = "1", **spec: Any) -> dict[str, Any]:
+    """A ModelDeployment whose pods run on the fake nodes (no container runs: its artifact URI
+    and image need not exist); pass `server=` to add server knobs."""
+    spec["server"] = on_fake_nodes(spec.get("server", {}))
     body: dict[str, Any] = {
         "apiVersion": "modeldeploy.dev/v1alpha1",
         "kind": "ModelDeployment",

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.support.images import SERVER_IMAGE
 from tests.support.kube import TEST_PREFIX
 from tests.support.ports import free_port
 
@@ -50,7 +51,7 @@ class OperatorProcess:
             sys.executable, "-m", "modeldeploy_operator.cli", "operator",
             "--namespace", self.namespaces,
             "--metrics-port", str(self.port),
-            "--server-image", "example.org/modeldeploy-server:test",
+            "--server-image", SERVER_IMAGE,
             *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")

@@ -214,6 +214,12 @@ def build_deployment(md: ModelDeployment, plan: TrackPlan, ctx: BuildContext) ->
         "containers": [serving],
         "volumes": [storage.volume, {"name": TMP_VOLUME, "emptyDir": {}}],
     }
+    if server.node_selector is not None:
+        pod_spec["nodeSelector"] = dict(server.node_selector)
+    if server.tolerations is not None:
+        pod_spec["tolerations"] = [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in server.tolerations
+        ]
     if storage.fetch:
         fetch_args = ["fetch", model.storage_uri, storage.model_dir]
         if model.sha256 is not None:

@@ -288,6 +288,18 @@ class TestServer:
             make_md, server={"imagePullPolicy": "Sometimes"}
         )
 
+    def test_scheduling(self, make_md: MakeMd) -> None:
+        toleration = {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}
+        server = make_md(server={"nodeSelector": {"pool": "ml"}, "tolerations": [toleration]})
+        assert server.spec.server.node_selector == {"pool": "ml"}
+        assert "server.tolerations" in _rejects(
+            make_md, server={"tolerations": [{"key": "gpu", "effect": "Sometimes"}]}
+        )
+        exists_with_value = {"key": "gpu", "operator": "Exists", "value": "yes"}
+        assert api.TOLERATION_EXISTS_RULE.message in _rejects(
+            make_md, server={"tolerations": [exists_with_value]}
+        )
+
 
 class TestRollout:
     @pytest.mark.parametrize("steps", [[50], [1, 99], [5, 10, 20, 40, 80]])
@@ -533,7 +545,9 @@ class TestParsers:
 
 class TestExamples:
     def test_iris_example_is_valid(self) -> None:
-        md = ModelDeployment.model_validate(yaml.safe_load((EXAMPLES / "iris.yaml").read_text()))
+        documents = yaml.safe_load_all((EXAMPLES / "iris.yaml").read_text())
+        [body] = [doc for doc in documents if doc["kind"] == "ModelDeployment"]
+        md = ModelDeployment.model_validate(body)
         assert md.metadata.name == "iris"
         assert md.spec.model.format == "sklearn"
 

@@ -342,6 +342,28 @@ class TestTermination:
         assert _pod(deployment)["terminationGracePeriodSeconds"] > pause + drain
 
 
+class TestScheduling:
+    def test_node_selector_and_tolerations_reach_the_pod(
+        self, make_md: MakeMd, ctx: BuildContext
+    ) -> None:
+        toleration = {"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}
+        timed = {"key": "spot", "operator": "Equal", "value": "yes", "effect": "NoExecute",
+                 "tolerationSeconds": 30}  # fmt: skip
+        md = make_md(server={"nodeSelector": {"pool": "ml"}, "tolerations": [toleration, timed]})
+        pod = _pod(_deployment(md, ctx))
+        assert pod["nodeSelector"] == {"pool": "ml"}
+        assert pod["tolerations"] == [toleration, timed]
+
+    def test_no_scheduling_fields_without_them(self, make_md: MakeMd, ctx: BuildContext) -> None:
+        pod = _pod(_deployment(make_md(), ctx))
+        assert "nodeSelector" not in pod and "tolerations" not in pod
+
+    def test_absent_scheduling_fields_keep_the_serving_hash(self, make_md: MakeMd) -> None:
+        """Adding the fields must not roll every existing ModelDeployment."""
+        dumped = make_md().spec.serving().model_dump(by_alias=True, exclude_none=True)
+        assert "nodeSelector" not in dumped["server"] and "tolerations" not in dumped["server"]
+
+
 def test_manifests_share_no_mutable_objects(make_md: MakeMd, ctx: BuildContext) -> None:
     """Callers may edit a built manifest (e.g. to diff it) without touching another."""
     deployment = _deployment(make_md(), ctx)
