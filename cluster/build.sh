@@ -6,6 +6,7 @@
 # their Kubernetes library versions differ).
 #
 #   cluster/build.sh all            build everything that is missing
+#   cluster/build.sh platform       build only the platform components (build_platform)
 #   cluster/build.sh paths          print NAME=PATH lines for every binary (builds nothing)
 set -euo pipefail
 
@@ -29,6 +30,21 @@ ETCD_BIN=$CACHE/etcd/$ETCD_VERSION/bin
 KWOK_BIN=$CACHE/kwok/$KWOK_VERSION/bin
 HELM_BIN=$CACHE/helm/$HELM_VERSION/bin
 
+# The model platform around the cluster: Gateway API data plane, monitoring, DNS, metrics API.
+TRAEFIK_VERSION=$(pinned traefik github.com/traefik/traefik/v3)
+PROMETHEUS_OPERATOR_VERSION=$(pinned prometheus-operator github.com/prometheus-operator/prometheus-operator)
+PROMETHEUS_MODULE_VERSION=$(pinned prometheus github.com/prometheus/prometheus)
+# Prometheus 3.x.y is published as module version v0.<x*100+y>.z: v0.316.0 is 3.16.0.
+PROMETHEUS_VERSION=$(awk -F. '{printf "%d.%d.%s", int($2 / 100), $2 % 100, $3}' <<<"$PROMETHEUS_MODULE_VERSION")
+COREDNS_VERSION=$(pinned coredns github.com/coredns/coredns)
+METRICS_SERVER_VERSION=$(pinned metrics-server sigs.k8s.io/metrics-server)
+
+TRAEFIK_BIN=$CACHE/traefik/$TRAEFIK_VERSION/bin
+PROMETHEUS_OPERATOR_BIN=$CACHE/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/bin
+PROMETHEUS_BIN=$CACHE/prometheus/$PROMETHEUS_MODULE_VERSION/bin
+COREDNS_BIN=$CACHE/coredns/$COREDNS_VERSION/bin
+METRICS_SERVER_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION/bin
+
 print_paths() {
   cat <<PATHS
 KUBE_VERSION=$KUBE_VERSION
@@ -40,6 +56,17 @@ ETCD=$ETCD_BIN/etcd
 KWOK=$KWOK_BIN/kwok
 KWOKCTL=$KWOK_BIN/kwokctl
 HELM=$HELM_BIN/helm
+TRAEFIK_VERSION=$TRAEFIK_VERSION
+TRAEFIK=$TRAEFIK_BIN/traefik
+PROMETHEUS_OPERATOR_VERSION=$PROMETHEUS_OPERATOR_VERSION
+PROMETHEUS_OPERATOR=$PROMETHEUS_OPERATOR_BIN/operator
+PROMETHEUS_CONFIG_RELOADER=$PROMETHEUS_OPERATOR_BIN/prometheus-config-reloader
+PROMETHEUS_VERSION=$PROMETHEUS_VERSION
+PROMETHEUS=$PROMETHEUS_BIN/prometheus
+COREDNS_VERSION=$COREDNS_VERSION
+COREDNS=$COREDNS_BIN/coredns
+METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
+METRICS_SERVER=$METRICS_SERVER_BIN/metrics-server
 PATHS
 }
 
@@ -98,10 +125,37 @@ build_all() {
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
   build helm "$HELM_VERSION" "$HELM_BIN" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     helm.sh/helm/v3/cmd/helm
+  build_platform
+}
+
+# The platform components a production cluster runs next to the model deployments.
+build_platform() {
+  local common=github.com/prometheus/common/version
+  build traefik "$TRAEFIK_VERSION" "$TRAEFIK_BIN" traefik \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+    github.com/traefik/traefik/v3/cmd/traefik
+  # Static binaries (no cgo) for the ones that run in FROM scratch images (cluster/platform/images.sh).
+  CGO_ENABLED=0 build prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$PROMETHEUS_OPERATOR_BIN" prometheus-operator \
+    "-s -w -X $common.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $common.Branch=release" \
+    github.com/prometheus-operator/prometheus-operator/cmd/operator \
+    github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
+  # Only Kubernetes service discovery: the others pull in every cloud SDK for nothing. The web
+  # UI's assets are not in the module (they are built with npm), so the UI pages answer 404;
+  # the HTTP API, which the operator, the analysis and the tests use, is complete.
+  CGO_ENABLED=0 GOFLAGS=-tags=remove_all_sd,enable_kubernetes_sd \
+    build prometheus "$PROMETHEUS_MODULE_VERSION" "$PROMETHEUS_BIN" prometheus \
+    "-s -w -X $common.Version=$PROMETHEUS_VERSION -X $common.Branch=release" \
+    github.com/prometheus/prometheus/cmd/prometheus
+  # Our own main package (cluster/modules/coredns/main.go) with the cluster DNS plugins only.
+  CGO_ENABLED=0 build coredns "$COREDNS_VERSION" "$COREDNS_BIN" coredns "-s -w" modeldeploy.dev/cluster/coredns
+  CGO_ENABLED=0 build metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_BIN" metrics-server \
+    "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server
 }
 
 case ${1:-all} in
   all) build_all ;;
   paths) print_paths ;;
-  *) die "usage: cluster/build.sh [all|paths]" ;;
+  platform) PREFLIGHT_DONE=0; build_platform ;;
+  *) die "usage: cluster/build.sh [all|platform|paths]" ;;
 esac
