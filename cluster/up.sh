@@ -6,6 +6,7 @@
 # Writes .cluster/kubeconfig. A healthy running cluster is reused. Environment:
 #   MODELDEPLOY_NODES=3              fake nodes to create
 #   MODELDEPLOY_PLATFORM_CRDS=0      skip the Gateway API and Prometheus Operator CRDs
+#   MODELDEPLOY_PLATFORM=0           no Gateway, Prometheus, DNS, metrics-server (cluster/platform/)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,7 @@ healthy() {
 
 if healthy; then
   echo "reusing the running cluster ($KUBECONFIG)"
+  "$ROOT/cluster/platform/up.sh" # the platform around the cluster (cluster/platform/)
   exit 0
 fi
 if [[ -d $KWOK_WORKDIR ]]; then
@@ -89,3 +91,4 @@ for _ in $(seq 120); do
 done
 "$KUBECTL" get serviceaccount default >/dev/null || die "the controller-manager is not running (log: $KWOK_WORKDIR/clusters/$NAME/logs)"
 echo "cluster ready in $((SECONDS - start))s — KUBECONFIG=$KUBECONFIG"
+"$ROOT/cluster/platform/up.sh" # the platform around the cluster (cluster/platform/)
