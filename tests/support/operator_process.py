@@ -25,7 +25,11 @@ def _die_with_parent() -> None:
 
 class OperatorProcess:
     def __init__(
-        self, kubeconfig: Path, log_path: Path, *extra_args: str, namespaces: str = f"{TEST_PREFIX}-*"
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        *extra_args: str,
+        namespaces: str = f"{TEST_PREFIX}-*",
     ) -> None:
         """`namespaces`: a glob; tests own `<TEST_PREFIX>-*` (see tests/conftest.py), so operators
         of other runs on the same cluster never reconcile the same objects."""
