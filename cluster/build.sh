@@ -18,7 +18,10 @@ LOG_DIR=$CACHE/logs
 die() { echo "modeldeploy cluster: $*" >&2; exit 1; }
 
 # The version a consumer module pins for a dependency, read from its go.mod.
-pinned() { awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULES/$1/go.mod"; }
+# A lone requirement is written on one line: `require MODULE VERSION`.
+pinned() {
+  awk -v m="$2" '$1 == "require" {$1 = ""; $0 = $0} $1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULES/$1/go.mod"
+}
 
 KUBE_VERSION=$(pinned kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(pinned etcd go.etcd.io/etcd/server/v3)

@@ -56,9 +56,9 @@ if [[ ${1:-} == ref ]]; then
 fi
 
 command -v buildah >/dev/null || die "buildah is missing (apt-get install buildah)"
+image "$ECHO_IMAGE" "$(echo_binary)" /echo 65532:65532
 # The paths are the ones the upstream images use: the Prometheus Operator sets them as commands.
 image "$PROMETHEUS_IMAGE" "$PROMETHEUS" /bin/prometheus 65534:65534
 image "$CONFIG_RELOADER_IMAGE" "$PROMETHEUS_CONFIG_RELOADER" /bin/prometheus-config-reloader 65534:65534
 image "$COREDNS_IMAGE" "$COREDNS" /coredns 65532:65532
 image "$METRICS_SERVER_IMAGE" "$METRICS_SERVER" /metrics-server 65532:65532
-image "$ECHO_IMAGE" "$(echo_binary)" /echo 65532:65532
