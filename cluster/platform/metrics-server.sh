@@ -102,6 +102,10 @@ spec:
         - --cert-dir=/tmp
         - --secure-port=10250
         - --kubelet-preferred-address-types=InternalIP
+        # The kubelet's port is per checkout (the node status says which).
+        - --kubelet-use-node-status-port
+        # kwok's fake nodes have no kubelet to scrape.
+        - --node-selector=type!=kwok
         # The local kubelet's serving certificate is self-signed.
         - --kubelet-insecure-tls
         # Short windows, so that an autoscaler sees a load change within seconds.
@@ -134,7 +138,13 @@ spec:
   selector: {k8s-app: metrics-server}
   ports:
   - {name: https, port: 443, targetPort: https}
----
+MANIFESTS
+  # The APIService only once metrics-server is ready: until kube-proxy has an endpoint for its
+  # Service, the apiserver's connections to the cluster IP leave the machine by the default route
+  # (and stay open, answered by whatever is there).
+  kubectl_ rollout status -n kube-system deployment/metrics-server --timeout=120s >/dev/null ||
+    die "metrics-server is not ready (kubectl -n kube-system logs deploy/metrics-server)"
+  kubectl_ apply -f - >/dev/null <<MANIFESTS
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
 metadata:
