@@ -47,6 +47,8 @@ PROMETHEUS_OPERATOR_BIN=$CACHE/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/
 PROMETHEUS_BIN=$CACHE/prometheus/$PROMETHEUS_MODULE_VERSION/bin
 COREDNS_BIN=$CACHE/coredns/$COREDNS_VERSION/bin
 METRICS_SERVER_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION/bin
+# Only Kubernetes service discovery: the others pull in every cloud SDK for nothing.
+PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
 
 print_paths() {
   cat <<PATHS
@@ -107,6 +109,9 @@ build() {
 
 build_all() {
   PREFLIGHT_DONE=0
+  # Module downloads are network-bound (about 5 minutes cold for the platform): they run while
+  # the control plane compiles.
+  prefetch_platform &
   local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
   minor=${minor%%.*}
   # Stamp the version the way release builds do; unstamped builds report v0.0.0-master, which
@@ -129,6 +134,27 @@ build_all() {
   build helm "$HELM_VERSION" "$HELM_BIN" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     helm.sh/helm/v3/cmd/helm
   build_platform
+  wait
+}
+
+# Downloads the modules of every platform component that is not built yet, all at once
+# (`go list -deps` fetches exactly what a build of those packages needs, and compiles nothing).
+# A failure here is reported by the build that needs the module.
+prefetch_platform() {
+  local module tags binary packages
+  mkdir -p "$LOG_DIR"
+  while read -r module tags binary packages; do
+    [[ -x $binary ]] && continue
+    # shellcheck disable=SC2086 # several packages
+    (cd "$MODULES/$module" && go list -tags "${tags#-}" -deps $packages >/dev/null || true) &
+  done >"$LOG_DIR/platform-prefetch.log" 2>&1 <<MODULES
+traefik - $TRAEFIK_BIN/traefik github.com/traefik/traefik/v3/cmd/traefik
+prometheus-operator - $PROMETHEUS_OPERATOR_BIN/operator github.com/prometheus-operator/prometheus-operator/cmd/operator github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
+prometheus $PROMETHEUS_TAGS $PROMETHEUS_BIN/prometheus github.com/prometheus/prometheus/cmd/prometheus
+coredns - $COREDNS_BIN/coredns modeldeploy.dev/cluster/coredns
+metrics-server - $METRICS_SERVER_BIN/metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server
+MODULES
+  wait
 }
 
 # The platform components a production cluster runs next to the model deployments.
@@ -142,10 +168,9 @@ build_platform() {
     "-s -w -X $common.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $common.Branch=release" \
     github.com/prometheus-operator/prometheus-operator/cmd/operator \
     github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
-  # Only Kubernetes service discovery: the others pull in every cloud SDK for nothing. The web
-  # UI's assets are not in the module (they are built with npm), so the UI pages answer 404;
+  # The web UI's assets are not in the module (they are built with npm), so its pages fail;
   # the HTTP API, which the operator, the analysis and the tests use, is complete.
-  CGO_ENABLED=0 GOFLAGS=-tags=remove_all_sd,enable_kubernetes_sd \
+  CGO_ENABLED=0 GOFLAGS=-tags=$PROMETHEUS_TAGS \
     build prometheus "$PROMETHEUS_MODULE_VERSION" "$PROMETHEUS_BIN" prometheus \
     "-s -w -X $common.Version=$PROMETHEUS_VERSION -X $common.Branch=release" \
     github.com/prometheus/prometheus/cmd/prometheus
