@@ -6,6 +6,7 @@
 # their Kubernetes library versions differ).
 #
 #   cluster/build.sh all            build everything that is missing
+#   cluster/build.sh platform       build only the platform components (build_platform)
 #   cluster/build.sh paths          print NAME=PATH lines for every binary (builds nothing)
 set -euo pipefail
 
@@ -17,7 +18,10 @@ LOG_DIR=$CACHE/logs
 die() { echo "modeldeploy cluster: $*" >&2; exit 1; }
 
 # The version a consumer module pins for a dependency, read from its go.mod.
-pinned() { awk -v m="$2" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULES/$1/go.mod"; }
+# A lone requirement is written on one line: `require MODULE VERSION`.
+pinned() {
+  awk -v m="$2" '$1 == "require" {$1 = ""; $0 = $0} $1 == m && $2 ~ /^v/ {print $2; exit}' "$MODULES/$1/go.mod"
+}
 
 KUBE_VERSION=$(pinned kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(pinned etcd go.etcd.io/etcd/server/v3)
@@ -28,6 +32,23 @@ KUBE_BIN=$CACHE/k8s/$KUBE_VERSION/bin
 ETCD_BIN=$CACHE/etcd/$ETCD_VERSION/bin
 KWOK_BIN=$CACHE/kwok/$KWOK_VERSION/bin
 HELM_BIN=$CACHE/helm/$HELM_VERSION/bin
+
+# The model platform around the cluster: Gateway API data plane, monitoring, DNS, metrics API.
+TRAEFIK_VERSION=$(pinned traefik github.com/traefik/traefik/v3)
+PROMETHEUS_OPERATOR_VERSION=$(pinned prometheus-operator github.com/prometheus-operator/prometheus-operator)
+PROMETHEUS_MODULE_VERSION=$(pinned prometheus github.com/prometheus/prometheus)
+# Prometheus 3.x.y is published as module version v0.<x*100+y>.z: v0.316.0 is 3.16.0.
+PROMETHEUS_VERSION=$(awk -F. '{printf "%d.%d.%s", int($2 / 100), $2 % 100, $3}' <<<"$PROMETHEUS_MODULE_VERSION")
+COREDNS_VERSION=$(pinned coredns github.com/coredns/coredns)
+METRICS_SERVER_VERSION=$(pinned metrics-server sigs.k8s.io/metrics-server)
+
+TRAEFIK_BIN=$CACHE/traefik/$TRAEFIK_VERSION/bin
+PROMETHEUS_OPERATOR_BIN=$CACHE/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/bin
+PROMETHEUS_BIN=$CACHE/prometheus/$PROMETHEUS_MODULE_VERSION/bin
+COREDNS_BIN=$CACHE/coredns/$COREDNS_VERSION/bin
+METRICS_SERVER_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION/bin
+# Only Kubernetes service discovery: the others pull in every cloud SDK for nothing.
+PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
 
 print_paths() {
   cat <<PATHS
@@ -42,6 +63,17 @@ ETCD=$ETCD_BIN/etcd
 KWOK=$KWOK_BIN/kwok
 KWOKCTL=$KWOK_BIN/kwokctl
 HELM=$HELM_BIN/helm
+TRAEFIK_VERSION=$TRAEFIK_VERSION
+TRAEFIK=$TRAEFIK_BIN/traefik
+PROMETHEUS_OPERATOR_VERSION=$PROMETHEUS_OPERATOR_VERSION
+PROMETHEUS_OPERATOR=$PROMETHEUS_OPERATOR_BIN/operator
+PROMETHEUS_CONFIG_RELOADER=$PROMETHEUS_OPERATOR_BIN/prometheus-config-reloader
+PROMETHEUS_VERSION=$PROMETHEUS_VERSION
+PROMETHEUS=$PROMETHEUS_BIN/prometheus
+COREDNS_VERSION=$COREDNS_VERSION
+COREDNS=$COREDNS_BIN/coredns
+METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
+METRICS_SERVER=$METRICS_SERVER_BIN/metrics-server
 PATHS
 }
 
@@ -79,6 +111,9 @@ build() {
 
 build_all() {
   PREFLIGHT_DONE=0
+  # Module downloads are network-bound (about 5 minutes cold for the platform): they run while
+  # the control plane compiles.
+  prefetch_platform &
   local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
   minor=${minor%%.*}
   # Stamp the version the way release builds do; unstamped builds report v0.0.0-master, which
@@ -100,10 +135,57 @@ build_all() {
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
   build helm "$HELM_VERSION" "$HELM_BIN" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     helm.sh/helm/v3/cmd/helm
+  build_platform
+  wait
+}
+
+# Downloads the modules of every platform component that is not built yet, all at once
+# (`go list -deps` fetches exactly what a build of those packages needs, and compiles nothing).
+# A failure here is reported by the build that needs the module.
+prefetch_platform() {
+  local module tags binary packages
+  mkdir -p "$LOG_DIR"
+  while read -r module tags binary packages; do
+    [[ -x $binary ]] && continue
+    # shellcheck disable=SC2086 # several packages
+    (cd "$MODULES/$module" && go list -tags "${tags#-}" -deps $packages >/dev/null || true) &
+  done >"$LOG_DIR/platform-prefetch.log" 2>&1 <<MODULES
+traefik - $TRAEFIK_BIN/traefik github.com/traefik/traefik/v3/cmd/traefik
+prometheus-operator - $PROMETHEUS_OPERATOR_BIN/operator github.com/prometheus-operator/prometheus-operator/cmd/operator github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
+prometheus $PROMETHEUS_TAGS $PROMETHEUS_BIN/prometheus github.com/prometheus/prometheus/cmd/prometheus
+coredns - $COREDNS_BIN/coredns modeldeploy.dev/cluster/coredns
+metrics-server - $METRICS_SERVER_BIN/metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server
+MODULES
+  wait
+}
+
+# The platform components a production cluster runs next to the model deployments.
+build_platform() {
+  local common=github.com/prometheus/common/version
+  build traefik "$TRAEFIK_VERSION" "$TRAEFIK_BIN" traefik \
+    "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+    github.com/traefik/traefik/v3/cmd/traefik
+  # Static binaries (no cgo) for the ones that run in FROM scratch images (cluster/platform/images.sh).
+  CGO_ENABLED=0 build prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$PROMETHEUS_OPERATOR_BIN" prometheus-operator \
+    "-s -w -X $common.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $common.Branch=release" \
+    github.com/prometheus-operator/prometheus-operator/cmd/operator \
+    github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
+  # The web UI's assets are not in the module (they are built with npm), so its pages fail;
+  # the HTTP API, which the operator, the analysis and the tests use, is complete.
+  CGO_ENABLED=0 GOFLAGS=-tags=$PROMETHEUS_TAGS \
+    build prometheus "$PROMETHEUS_MODULE_VERSION" "$PROMETHEUS_BIN" prometheus \
+    "-s -w -X $common.Version=$PROMETHEUS_VERSION -X $common.Branch=release" \
+    github.com/prometheus/prometheus/cmd/prometheus
+  # Our own main package (cluster/modules/coredns/main.go) with the cluster DNS plugins only.
+  CGO_ENABLED=0 build coredns "$COREDNS_VERSION" "$COREDNS_BIN" coredns "-s -w" modeldeploy.dev/cluster/coredns
+  CGO_ENABLED=0 build metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_BIN" metrics-server \
+    "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+    sigs.k8s.io/metrics-server/cmd/metrics-server
 }
 
 case ${1:-all} in
   all) build_all ;;
   paths) print_paths ;;
-  *) die "usage: cluster/build.sh [all|paths]" ;;
+  platform) PREFLIGHT_DONE=0; build_platform ;;
+  *) die "usage: cluster/build.sh [all|platform|paths]" ;;
 esac

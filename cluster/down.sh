@@ -15,6 +15,7 @@ if [[ -f $STATE/operator.pid ]]; then
   if grep -qa modeldeploy_operator "/proc/$pid/cmdline" 2>/dev/null; then kill "$pid" || true; fi
 fi
 
+"$ROOT/cluster/platform/down.sh" # the platform's host processes (cluster/platform/)
 "$ROOT/cluster/node/down.sh"
 
 pids=()

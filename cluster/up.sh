@@ -11,6 +11,7 @@
 #   MODELDEPLOY_NODES=3              fake nodes to create
 #   MODELDEPLOY_REAL_NODE=0          no real node (machines that cannot run containers)
 #   MODELDEPLOY_PLATFORM_CRDS=0      skip the Gateway API and Prometheus Operator CRDs
+#   MODELDEPLOY_PLATFORM=0           no Gateway, Prometheus, DNS, metrics-server (cluster/platform/)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +44,7 @@ if healthy; then
   echo "reusing the running cluster ($KUBECONFIG)"
   # Images built since the node started (images/build.sh) are imported now.
   [[ $REAL_NODE == 0 ]] || "$ROOT/cluster/node/load-images.sh"
+  "$ROOT/cluster/platform/up.sh" # the platform around the cluster (cluster/platform/)
   exit 0
 fi
 if [[ -d $KWOK_WORKDIR ]]; then
@@ -136,3 +138,4 @@ if [[ $REAL_NODE != 0 ]]; then
   "$ROOT/cluster/node/up.sh" start
 fi
 echo "cluster ready in $((SECONDS - start))s — KUBECONFIG=$KUBECONFIG"
+"$ROOT/cluster/platform/up.sh" # the platform around the cluster (cluster/platform/)

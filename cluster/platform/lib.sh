@@ -1,0 +1,83 @@
+# Sourced by cluster/platform/*.sh: where the platform's state lives, the images it runs, and
+# how host processes are started and stopped.
+# shellcheck shell=bash
+
+STATE=$ROOT/.cluster
+PLATFORM_DIR=$STATE/platform
+export KUBECONFIG=${KUBECONFIG:-$STATE/kubeconfig}
+CACHE=${MODELDEPLOY_CACHE:-$HOME/.cache/modeldeploy}
+eval "$("$ROOT/cluster/build.sh" paths)"
+
+# The namespaces the platform's objects live in.
+GATEWAY_NAMESPACE=modeldeploy-system
+MONITORING_NAMESPACE=monitoring
+# The Service IP the kubelet's clusterDNS points at (cluster/node/kubelet.yaml).
+CLUSTER_DNS_IP=${CLUSTER_DNS_IP:-10.96.0.10}
+
+# Images for the pods the platform runs on the real node, handed to it as OCI archives
+# (contract: cluster/node/load-images.sh).
+IMAGE_LOAD_DIR=$CACHE/images/load
+PROMETHEUS_IMAGE=localhost/modeldeploy-prometheus:v$PROMETHEUS_VERSION
+CONFIG_RELOADER_IMAGE=localhost/modeldeploy-prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION
+COREDNS_IMAGE=localhost/modeldeploy-coredns:$COREDNS_VERSION
+METRICS_SERVER_IMAGE=localhost/modeldeploy-metrics-server:$METRICS_SERVER_VERSION
+
+die() { echo "modeldeploy platform: $*" >&2; exit 1; }
+kubectl_() { "$KUBECTL" "$@"; }
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# The port recorded under NAME, chosen once per cluster so that restarts keep their addresses.
+port_for() {
+  local file=$PLATFORM_DIR/$1.port
+  [[ -s $file ]] || free_port >"$file"
+  cat "$file"
+}
+
+# spawn NAME COMMAND...: runs a host process in the background, its pid in $PLATFORM_DIR/NAME.pid
+# and its output in $PLATFORM_DIR/NAME.log. A live process of that name is left running.
+spawn() {
+  local name=$1
+  shift
+  running "$name" && return 0
+  # The marker in its environment tells our process from an unrelated one with a reused pid.
+  MODELDEPLOY_PLATFORM_DIR=$PLATFORM_DIR setsid "$@" >"$PLATFORM_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$PLATFORM_DIR/$name.pid"
+}
+
+# Whether NAME's recorded process is alive and is the one spawn started (a stale pid file after
+# a reboot may name an unrelated process).
+running() {
+  local file=$PLATFORM_DIR/$1.pid pid
+  [[ -f $file ]] || return 1
+  pid=$(cat "$file")
+  kill -0 "$pid" 2>/dev/null &&
+    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MODELDEPLOY_PLATFORM_DIR=$PLATFORM_DIR"
+}
+
+stop() {
+  local name=$1 pid
+  running "$name" || { rm -f "$PLATFORM_DIR/$name.pid"; return 0; }
+  pid=$(cat "$PLATFORM_DIR/$name.pid")
+  kill "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && { echo "$name ($pid) did not stop; killing it"; kill -9 "$pid"; }
+  rm -f "$PLATFORM_DIR/$name.pid"
+}
+
+# wait_for SECONDS COMMAND...: polls COMMAND until it succeeds.
+wait_for() {
+  local seconds=$1
+  shift
+  for _ in $(seq $((seconds * 2))); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+# Whether the cluster has a node that runs containers (cluster/node/), where the platform's
+# pods go; kwok nodes carry a taint the platform's pods do not tolerate.
+has_real_node() {
+  [[ -n $(kubectl_ get nodes -l 'type!=kwok' -o name 2>/dev/null) ]]
+}

@@ -1,0 +1,129 @@
+"""The cluster's Gateway API implementation (Traefik, cluster/platform/gateway.sh) honours the
+HTTPRoute the operator writes: at each canary step, the split measured over real requests
+through the Gateway to real pods is within 5 points of the declared weight.
+
+The route is the Gateway API router's own (`GatewayApiRouter.desired_objects`, what the
+reconciler applies), attached to the Gateway modeldeploy-system/web; its backends are echo pods
+(tests/support/echo) behind the per-version Services it names, each answering its version.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections import Counter
+from typing import Any
+from urllib.parse import urlsplit
+
+from modeldeploy_operator import naming
+from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.rollout.routers import GatewayApiRouter
+
+from tests.support.kube import Kubectl, eventually
+from tests.support.platform import (
+    GATEWAY_NAME,
+    GATEWAY_NAMESPACE,
+    echo_backend,
+    http_get,
+    traefik_api_url,
+    without_owner,
+)
+
+MODEL = "split"
+STABLE, CANARY = "1", "2"
+REQUESTS_PER_STEP = 1000
+TOLERANCE_POINTS = 5
+
+
+def model_deployment(namespace: str, hostname: str) -> ModelDeployment:
+    return ModelDeployment.model_validate(
+        {
+            "metadata": {
+                "name": MODEL,
+                "namespace": namespace,
+                # Never looked up: the route is applied without its owner reference.
+                "uid": "4f1c9a52-0000-4000-8000-000000000003",
+            },
+            "spec": {
+                "model": {"format": "sklearn", "version": CANARY, "storageUri": "pvc://m/split"},
+                "traffic": {
+                    "router": "GatewayAPI",
+                    "gatewayRef": {"name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE},
+                    # Its own hostname: other runs' routes share the Gateway.
+                    "hostnames": [hostname],
+                },
+            },
+        }
+    )
+
+
+def route_for(md: ModelDeployment, weight: int) -> dict[str, Any]:
+    objects = GatewayApiRouter().desired_objects(md, STABLE, CANARY, weight, mirror_percent=0)
+    [route] = [o for o in objects if o["kind"] == "HTTPRoute"]
+    return without_owner(route)
+
+
+def traefik_weights(api: str, namespace: str) -> dict[str, int]:
+    """The weights Traefik serves for this namespace's backends (its runtime configuration)."""
+    services = json.loads(http_get(api + "/api/http/services"))
+    # Traefik names a backend `<namespace>-<service>-<port name>-<port>`.
+    backends = {f"{namespace}-{naming.track_name(MODEL, v)}-http-80": v for v in (STABLE, CANARY)}
+    return {
+        backends[child["name"]]: child["weight"]
+        for service in services
+        for child in service.get("weighted", {}).get("services", [])
+        if child["name"] in backends
+    }
+
+
+def wait_for_weights(api: str, namespace: str, expected: dict[str, int]) -> None:
+    eventually(
+        lambda: traefik_weights(api, namespace) == expected,
+        timeout=30,
+        what=f"Traefik serving the weights {expected}",
+    )
+
+
+def send(gateway: str, hostname: str, count: int) -> Counter[str]:
+    """`count` sequential requests on one keep-alive connection: answers by body, errors by
+    status."""
+    target = urlsplit(gateway)
+    connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+    answers: Counter[str] = Counter()
+    try:
+        for _ in range(count):
+            connection.request("GET", "/", headers={"Host": hostname})
+            response = connection.getresponse()
+            body = response.read().decode()
+            answers[body if response.status == 200 else f"HTTP {response.status}"] += 1
+    finally:
+        connection.close()
+    return answers
+
+
+def test_traefik_splits_traffic_as_the_operators_httproute_declares(
+    kube: Kubectl, k: Kubectl, namespace: str, echo_image: str, gateway_url: str
+) -> None:
+    hostname = f"{MODEL}.{namespace}.test"
+    md = model_deployment(namespace, hostname)
+    for version in (STABLE, CANARY):
+        labels = naming.pod_labels(MODEL, version)
+        k.apply(*echo_backend(naming.track_name(MODEL, version), echo_image, version, labels))
+    for version in (STABLE, CANARY):
+        k.run(
+            "rollout", "status", f"deployment/{naming.track_name(MODEL, version)}", "--timeout=120s"
+        )
+    api = traefik_api_url(kube)
+
+    measured: dict[int, float] = {}
+    for weight in (10, 25, 50, 0):
+        k.apply(route_for(md, weight))
+        expected = {STABLE: 100 - weight, CANARY: weight}
+        wait_for_weights(api, namespace, expected)
+        answers = send(gateway_url, hostname, REQUESTS_PER_STEP)
+        assert set(answers) <= {STABLE, CANARY}, f"errors through the Gateway: {answers}"
+        measured[weight] = 100 * answers[CANARY] / REQUESTS_PER_STEP
+        print(f"declared canary weight {weight}%: measured {measured[weight]:.1f}% of {answers}")
+    assert all(abs(share - weight) <= TOLERANCE_POINTS for weight, share in measured.items()), (
+        measured
+    )
