@@ -59,10 +59,11 @@ drop_chain() {
   "$tool" -t "$table" -X "$chain" 2>/dev/null || true
 }
 
-# The pods' masquerade rules (the CNI bridge plugin's; the containers died without a CNI DEL).
+# The pods' masquerade rules (the CNI bridge plugin's; the containers died without a CNI DEL),
+# which name the network in a comment: name: \"<network>\" (backslashes as iptables prints them).
 while read -r chain; do
   drop_chain iptables nat "$chain"
-done < <(iptables -t nat -S POSTROUTING 2>/dev/null | grep -F "name: \"$CNI_NETWORK\"" |
+done < <(iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"'"$CNI_NETWORK"'\"' |
   sed -n 's/.* -j \(CNI-[0-9a-f]*\)$/\1/p' | sort -u)
 
 # kube-proxy's and the kubelet's chains are machine-wide: only the real node's owner clears them.
@@ -80,7 +81,7 @@ drop_chain iptables filter "MODELDEPLOY-$INSTANCE"
 for netns in $pod_netns; do ip netns delete "${netns##*/}" 2>/dev/null || true; done
 
 # Volumes the kubelet mounted and the containers' root filesystems, deepest first.
-findmnt -rn -o TARGET | grep -F "$NODE_DIR/" | sort -r | while read -r target; do
+findmnt -rn -o TARGET | { grep -F "$NODE_DIR/" || true; } | sort -r | while read -r target; do
   umount -l "$target" 2>/dev/null || true
 done
 ip link del "$BRIDGE" 2>/dev/null || true
