@@ -8,6 +8,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=cluster/node/env.sh
 source "$ROOT/cluster/node/env.sh"
 CONTAINERD_SOCKET=$NODE_DIR/containerd/containerd.sock
+CONTAINERD_STATE=$NODE_DIR/containerd/state
 PIDS=$NODE_DIR/pids
 
 # stop NAME: the process up.sh spawned, if it is still ours (its command line names $NODE_DIR).
@@ -26,6 +27,10 @@ stop() {
 [[ -d $NODE_DIR ]] || exit 0
 stop kubelet
 stop kube-proxy
+# The pods' network namespaces, which the CRI plugin mounts under /var/run/netns; killed
+# containers get no CNI DEL, so they are removed below.
+pod_netns=$(grep -ho '/var/run/netns/cni-[0-9a-f-]*' \
+  "$CONTAINERD_STATE"/io.containerd.runtime.v2.task/k8s.io/*/config.json 2>/dev/null | sort -u || true)
 if [[ -S $CONTAINERD_SOCKET ]]; then
   ctr_() { ctr --address "$CONTAINERD_SOCKET" --namespace k8s.io "$@"; }
   for task in $(ctr_ tasks ls -q 2>/dev/null); do
@@ -54,10 +59,11 @@ drop_chain() {
   "$tool" -t "$table" -X "$chain" 2>/dev/null || true
 }
 
-# The pods' masquerade rules (the CNI bridge plugin's; the containers died without a CNI DEL).
+# The pods' masquerade rules (the CNI bridge plugin's; the containers died without a CNI DEL),
+# which name the network in a comment: name: \"<network>\" (backslashes as iptables prints them).
 while read -r chain; do
   drop_chain iptables nat "$chain"
-done < <(iptables -t nat -S POSTROUTING 2>/dev/null | grep -F "name: \"$CNI_NETWORK\"" |
+done < <(iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"'"$CNI_NETWORK"'\"' |
   sed -n 's/.* -j \(CNI-[0-9a-f]*\)$/\1/p' | sort -u)
 
 # kube-proxy's and the kubelet's chains are machine-wide: only the real node's owner clears them.
@@ -72,8 +78,10 @@ if [[ -f $REAL_NODE_OWNER && $(cut -d' ' -f1 "$REAL_NODE_OWNER") == "$ROOT" ]]; 
 fi
 drop_chain iptables filter "MODELDEPLOY-$INSTANCE"
 
+for netns in $pod_netns; do ip netns delete "${netns##*/}" 2>/dev/null || true; done
+
 # Volumes the kubelet mounted and the containers' root filesystems, deepest first.
-findmnt -rn -o TARGET | grep -F "$NODE_DIR/" | sort -r | while read -r target; do
+findmnt -rn -o TARGET | { grep -F "$NODE_DIR/" || true; } | sort -r | while read -r target; do
   umount -l "$target" 2>/dev/null || true
 done
 ip link del "$BRIDGE" 2>/dev/null || true
