@@ -32,13 +32,21 @@ def resolve_a(server: str, name: str) -> list[str]:
     offset = 12 + len(question) + 4
     addresses = []
     for _ in range(count):
-        # Names in answers are compressed pointers (2 bytes) to the question.
-        kind, _, _, length = struct.unpack(">HHIH", answer[offset + 2 : offset + 12])
-        data = answer[offset + 12 : offset + 12 + length]
+        offset = _skip_name(answer, offset)
+        kind, _, _, length = struct.unpack(">HHIH", answer[offset : offset + 10])
         if kind == A_RECORD:
-            addresses.append(socket.inet_ntoa(data))
-        offset += 12 + length
+            addresses.append(socket.inet_ntoa(answer[offset + 10 : offset + 10 + length]))
+        offset += 10 + length
     return addresses
+
+
+def _skip_name(message: bytes, offset: int) -> int:
+    """The offset after the name at `offset`: labels up to the root, or a compression pointer."""
+    while message[offset] != 0:
+        if message[offset] & 0xC0 == 0xC0:
+            return offset + 2
+        offset += 1 + message[offset]
+    return offset + 1
 
 
 def test_cluster_dns_answers_service_names(kube: Kubectl, k: Kubectl, namespace: str) -> None:
