@@ -75,6 +75,15 @@ if [[ $REAL_NODE != 0 ]]; then
   - {key: kubelet-preferred-address-types, value: InternalIP}
   - {key: kubelet-client-certificate, value: $PKI_DIR/admin.crt}
   - {key: kubelet-client-key, value: $PKI_DIR/admin.key}
+  # Aggregated APIs (metrics-server's metrics.k8s.io): the apiserver proxies to them with the
+  # client certificate kwokctl gives it, which the extension apiserver checks against this CA; and
+  # it dials their pods directly. While an APIService is unavailable, namespaces never finish
+  # deleting.
+  - {key: requestheader-client-ca-file, value: $PKI_DIR/ca.crt}
+  - {key: requestheader-username-headers, value: X-Remote-User}
+  - {key: requestheader-group-headers, value: X-Remote-Group}
+  - {key: requestheader-extra-headers-prefix, value: X-Remote-Extra-}
+  - {key: enable-aggregator-routing, value: "true"}
 PATCH
   # The serving certificate names the node IP.
   sed -i "/^options:/a\\  kubeApiserverCertSANs: [$NODE_IP]" "$STATE/kwokctl.yaml"
