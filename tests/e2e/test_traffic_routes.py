@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from modeldeploy_operator.api import ModelDeployment
-from modeldeploy_operator.rollout.routers import GatewayApiRouter
+from modeldeploy_operator.rollout.routers import GatewayApiRouter, TrafficSplit
 
 from tests.support.kube import Kubectl
 
@@ -57,11 +57,8 @@ def test_the_httproute_is_stored_as_written(
     if kube.get("crd", "httproutes.gateway.networking.k8s.io") is None:
         pytest.skip("the Gateway API CRDs are not installed in this cluster")
     md = model_deployment(namespace)
-    route = next(
-        o
-        for o in GatewayApiRouter().desired_objects(md, "1", canary, weight, mirror_percent=20)
-        if o["kind"] == "HTTPRoute"
-    )
+    split = TrafficSplit("1", canary, weight, mirror_percent=20)
+    (route,) = GatewayApiRouter().route_objects(md, split)
     stored = dry_run(kube.in_namespace(namespace), route)
     assert stored["spec"]["parentRefs"] == route["spec"]["parentRefs"]
     assert stored["spec"]["hostnames"] == ["iris.example.com"]
