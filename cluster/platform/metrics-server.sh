@@ -139,11 +139,15 @@ spec:
   ports:
   - {name: https, port: 443, targetPort: https}
 MANIFESTS
-  # The APIService only once metrics-server is ready: until kube-proxy has an endpoint for its
-  # Service, the apiserver's connections to the cluster IP leave the machine by the default route
-  # (and stay open, answered by whatever is there).
+  # The APIService only once metrics-server answers at its Service's cluster IP: until kube-proxy
+  # has a rule for it, the apiserver's connections to that IP leave the machine by the default
+  # route, and the apiserver keeps them open, answered by whatever is there.
   kubectl_ rollout status -n kube-system deployment/metrics-server --timeout=120s >/dev/null ||
     die "metrics-server is not ready (kubectl -n kube-system logs deploy/metrics-server)"
+  local ip
+  ip=$(kubectl_ get -n kube-system service metrics-server -o jsonpath='{.spec.clusterIP}')
+  wait_for 60 curl -skf "https://$ip/readyz" ||
+    die "metrics-server does not answer at its Service's cluster IP $ip (is kube-proxy running?)"
   kubectl_ apply -f - >/dev/null <<MANIFESTS
 apiVersion: apiregistration.k8s.io/v1
 kind: APIService
