@@ -18,19 +18,25 @@ fi
 "$ROOT/cluster/platform/down.sh" # the platform's host processes (cluster/platform/)
 "$ROOT/cluster/node/down.sh"
 
-pids=()
-for f in "$CLUSTER_DIR"/pids/*.pid; do
-  [[ -f $f ]] || continue
-  pid=$(cat "$f")
-  # Only a process whose command line points into this cluster's directory is ours; a stale pid
-  # file (after a reboot) may name an unrelated process.
-  if grep -qa "$CLUSTER_DIR" "/proc/$pid/cmdline" 2>/dev/null; then pids+=("$pid"); fi
-done
-
+# Every cluster in this checkout's kwok directory: normally just $CLUSTER_NAME, but one started
+# under another name (an older checkout's fixed "modeldeploy", MODELDEPLOY_CLUSTER_NAME) must
+# not keep running once its state is removed.
 eval "$("$ROOT/cluster/build.sh" paths)"
-if [[ -x $KWOKCTL ]]; then
-  "$KWOKCTL" delete cluster --name "$CLUSTER_NAME" >/dev/null 2>&1 || true
-fi
+pids=()
+for dir in "$KWOK_WORKDIR"/clusters/*/; do
+  dir=${dir%/}
+  [[ -d $dir ]] || continue
+  for f in "$dir"/pids/*.pid; do
+    [[ -f $f ]] || continue
+    pid=$(cat "$f")
+    # Only a process whose command line points into this cluster's directory is ours; a stale
+    # pid file (after a reboot) may name an unrelated process.
+    if grep -qa "$dir" "/proc/$pid/cmdline" 2>/dev/null; then pids+=("$pid"); fi
+  done
+  if [[ -x $KWOKCTL ]]; then
+    "$KWOKCTL" delete cluster --name "${dir##*/}" >/dev/null 2>&1 || true
+  fi
+done
 
 # kwokctl signals the components and returns at once; wait for them, then force the stragglers.
 for pid in "${pids[@]}"; do
