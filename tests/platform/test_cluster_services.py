@@ -52,6 +52,17 @@ def _skip_name(message: bytes, offset: int) -> int:
 def test_cluster_dns_answers_service_names(kube: Kubectl, k: Kubectl, namespace: str) -> None:
     dns = kube.in_namespace("kube-system").get("service", "kube-dns")
     assert dns is not None, f"no Service kube-system/kube-dns: {STARTED_BY}"
+    slices = kube.in_namespace("kube-system").list(
+        "endpointslices", "kubernetes.io/service-name=kube-dns"
+    )
+    real_nodes = {n["metadata"]["name"] for n in kube.list("nodes", "type!=kwok")}
+    serving = [
+        e
+        for s in slices
+        for e in s.get("endpoints") or []
+        if e["conditions"].get("ready") and e.get("nodeName") in real_nodes
+    ]
+    assert serving, "no ready CoreDNS pod on a real node behind kube-system/kube-dns"
     k.apply(
         {
             "apiVersion": "v1",
