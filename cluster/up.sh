@@ -85,8 +85,8 @@ if [[ $REAL_NODE != 0 ]]; then
   - {key: requestheader-extra-headers-prefix, value: X-Remote-Extra-}
   - {key: enable-aggregator-routing, value: "true"}
 PATCH
-  # The serving certificate names the node IP.
-  sed -i "/^options:/a\\  kubeApiserverCertSANs: [$NODE_IP]" "$STATE/kwokctl.yaml"
+  # The serving certificate names the node IP and the `kubernetes` Service's IP.
+  sed -i "/^options:/a\\  kubeApiserverCertSANs: [$NODE_IP, $KUBERNETES_SERVICE_IP]" "$STATE/kwokctl.yaml"
 fi
 echo "starting the control plane (Kubernetes $KUBE_VERSION)"
 if ! "$KWOKCTL" create cluster --name "$CLUSTER_NAME" \

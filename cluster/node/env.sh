@@ -18,6 +18,9 @@ NODE_IP=10.$NODE_OCTET.255.1
 NODE_PEER_IP=10.$NODE_OCTET.255.2
 POD_CIDR=10.$NODE_OCTET.0.0/20
 SERVICE_CIDR=10.96.0.0/16
+# The `kubernetes` Service takes the range's first address; pods reach the apiserver there, so
+# its serving certificate must name it.
+KUBERNETES_SERVICE_IP=10.96.0.1
 # Where cluster DNS answers, when it is installed (the kube-dns Service's clusterIP).
 CLUSTER_DNS_IP=10.96.0.10
 NODE_LINK=md$INSTANCE

@@ -2,7 +2,7 @@
 HTTPRoute the operator writes: at each canary step, the split measured over real requests
 through the Gateway to real pods is within 5 points of the declared weight.
 
-The route is the Gateway API router's own (`GatewayApiRouter.desired_objects`, what the
+The route is the Gateway API router's own (`GatewayApiRouter.route_objects`, what the
 reconciler applies), attached to the Gateway modeldeploy-system/web; its backends are echo pods
 (tests/support/echo) behind the per-version Services it names, each answering its version.
 """
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from modeldeploy_operator import naming
 from modeldeploy_operator.api import ModelDeployment
-from modeldeploy_operator.rollout.routers import GatewayApiRouter
+from modeldeploy_operator.rollout.routers import GatewayApiRouter, TrafficSplit
 
 from tests.support.kube import Kubectl, eventually
 from tests.support.platform import (
@@ -58,8 +58,8 @@ def model_deployment(namespace: str, hostname: str) -> ModelDeployment:
 
 
 def route_for(md: ModelDeployment, weight: int) -> dict[str, Any]:
-    objects = GatewayApiRouter().desired_objects(md, STABLE, CANARY, weight, mirror_percent=0)
-    [route] = [o for o in objects if o["kind"] == "HTTPRoute"]
+    split = TrafficSplit(stable_version=STABLE, canary_version=CANARY, canary_weight=weight)
+    [route] = [o for o in GatewayApiRouter().route_objects(md, split) if o["kind"] == "HTTPRoute"]
     return without_owner(route)
 
 
