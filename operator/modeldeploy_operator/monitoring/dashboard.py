@@ -101,7 +101,8 @@ def _panels() -> list[dict[str, Any]]:
     return [
         _panel(
             "Requests/s",
-            "Inference requests per second (V1 :predict and V2 /infer; probes, metadata and scrapes excluded).",
+            "Inference requests per second (V1 :predict and V2 /infer; probes, metadata and "
+            "scrapes excluded).",
             [(f"{per_version} ({requests})", "{{version}}")],
             unit="reqps",
             width=8,
