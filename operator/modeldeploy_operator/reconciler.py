@@ -272,16 +272,12 @@ class Reconciler:
         """Apply what differs, then delete what is no longer wanted (see `_delete_unwanted`)."""
         manifests = [with_applied_hash(m) for m in desired.children]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in manifests}
-        changed = [
-            m for m in manifests if needs_apply(m, children.get((m["kind"], m["metadata"]["name"])))
-        ]
-        handovers = [
-            handover
-            for m in changed
-            if (handover := replicas_handover(m, children.get((m["kind"], m["metadata"]["name"]))))
-        ]
-        for handover in handovers:
-            await self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
+        live = [(m, children.get((m["kind"], m["metadata"]["name"]))) for m in manifests]
+        stale = [(m, held) for m, held in live if needs_apply(m, held)]
+        for m, held in stale:
+            if (handover := replicas_handover(m, held)) is not None:
+                await self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
+        changed = [m for m, _ in stale]
         # Children are independent objects: apply them concurrently. Deletions wait until every
         # apply succeeded, so traffic never loses its new target before the old one goes.
         for applied in await asyncio.gather(*(self.client.apply(m) for m in changed)):

@@ -7,7 +7,8 @@ and write answers race), and a re-list is the API's word on what exists.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -155,32 +156,14 @@ class ClusterView:
             key = owner_key(body)
             if key is not None:
                 grouped.setdefault(key, {})[(body["kind"], body["metadata"]["name"])] = body
-        for key in set(grouped) | set(self.children):
-            held = self.children.get(key, {})
-            merged = merge_listing(held, grouped.get(key, {}), listed_version)
-            if _differing(held, merged):
-                changed.add(key)
-            if merged:
-                self.children[key] = merged
-            else:
-                self.children.pop(key, None)
+        changed |= _replace_grouped(self.children, grouped, listed_version)
 
         slim: dict[Key, dict[str, Body]] = {}
         for body in pods:
             key = owner_key(body)
             if key is not None:
                 slim.setdefault(key, {})[body["metadata"]["name"]] = slim_pod(body)
-        for key in set(slim) | set(self.pods):
-            held_pods = self.pods.get(key, {})
-            merged_pods = merge_listing(held_pods, slim.get(key, {}), listed_version)
-            if set(held_pods) != set(merged_pods) or any(
-                not same_pod(held_pods.get(n), p) for n, p in merged_pods.items()
-            ):
-                changed.add(key)
-            if merged_pods:
-                self.pods[key] = merged_pods
-            else:
-                self.pods.pop(key, None)
+        changed |= _replace_grouped(self.pods, slim, listed_version, same=same_pod)
         return changed
 
 
@@ -201,10 +184,34 @@ def merge_listing(
     return merged
 
 
-def _differing(before: dict[Ident, Body], after: dict[Ident, Body]) -> set[Ident]:
-    """Idents whose body was added, removed or replaced by a different one."""
+def _differing(
+    before: dict[Ident, Body],
+    after: dict[Ident, Body],
+    same: Callable[[Body | None, Body | None], bool] = operator.eq,
+) -> set[Ident]:
+    """Idents whose body was added, removed or replaced by one that is not the `same`."""
     return {
         ident
         for ident in set(before) | set(after)
-        if (ident in before) != (ident in after) or before[ident] != after[ident]
+        if (ident in before) != (ident in after) or not same(before[ident], after[ident])
     }
+
+
+def _replace_grouped(
+    held: dict[Key, dict[Ident, Body]],
+    listed: dict[Key, dict[Ident, Body]],
+    listed_version: str,
+    same: Callable[[Body | None, Body | None], bool] = operator.eq,
+) -> set[Key]:
+    """`merge_listing` per owner, in place; the owners whose bodies changed."""
+    changed: set[Key] = set()
+    for key in set(listed) | set(held):
+        before = held.get(key, {})
+        merged = merge_listing(before, listed.get(key, {}), listed_version)
+        if _differing(before, merged, same):
+            changed.add(key)
+        if merged:
+            held[key] = merged
+        else:
+            held.pop(key, None)
+    return changed
