@@ -141,5 +141,7 @@ def test_the_iris_example_serves_predictions_from_real_pods(
         lambda: _post(url, {"instances": features.tolist()}),
         timeout=30,
         what="an answer through the iris Service",
+        # Ready pods reach kube-proxy's rules a moment later: until then the Service refuses.
+        retrying=(urllib.error.URLError,),
     )
     assert answer["predictions"] == model.predict(features).tolist()

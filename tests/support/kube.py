@@ -120,15 +120,20 @@ class Watch:
 
 
 def eventually(
-    probe: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5, what: str = ""
+    probe: Callable[[], Any],
+    timeout: float = 60.0,
+    interval: float = 0.5,
+    what: str = "",
+    retrying: tuple[type[Exception], ...] = (),
 ) -> Any:
-    """Poll `probe` until it returns something truthy; fail with the last value seen."""
+    """Poll `probe` until it returns something truthy; fail with the last value seen. A
+    KubectlError, or one of the `retrying` errors, counts as a falsy answer."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
         try:
             last = probe()
-        except KubectlError as err:
+        except (KubectlError, *retrying) as err:
             last = err
         if last and not isinstance(last, Exception):
             return last
