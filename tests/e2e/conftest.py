@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.kube import Kubectl
+from tests.support.images import SERVER_IMAGE
+from tests.support.kube import Kubectl, eventually
+from tests.support.nodes import REAL_NODE_SELECTOR
 from tests.support.operator_process import ROOT, OperatorProcess
 
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
@@ -52,3 +54,42 @@ def operator(kube: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield proc
     proc.stop()
     print(f"operator log: {log}")
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in labels.items())
+
+
+@pytest.fixture(scope="module")
+def real_node(kube: Kubectl) -> str:
+    """The real node, with this tree's server image loaded."""
+    nodes = kube.list("nodes", _selector(REAL_NODE_SELECTOR))
+    assert nodes, (
+        "the cluster has no real node: cluster/up.sh starts one unless MODELDEPLOY_REAL_NODE=0"
+    )
+    [node] = nodes
+    name = str(node["metadata"]["name"])
+
+    def image_on_node() -> bool:
+        status = kube.get("node", name) or {}
+        names = {n for image in status["status"].get("images", []) for n in image["names"]}
+        return SERVER_IMAGE in names
+
+    eventually(
+        image_on_node,
+        timeout=60,
+        what=f"{SERVER_IMAGE} on {name} (`make images` builds it; cluster/up.sh loads it)",
+    )
+    return name
+
+
+@pytest.fixture(scope="module")
+def cluster_dns(kube: Kubectl, real_node: str) -> None:
+    """A DNS Service where the real node's kubelet points its pods (its clusterDNS)."""
+    config = json.loads(kube.run("get", "--raw", f"/api/v1/nodes/{real_node}/proxy/configz"))
+    dns = config["kubeletconfig"].get("clusterDNS", [])
+    services = kube.in_namespace("kube-system").list("services")
+    assert any(s["spec"].get("clusterIP") in dns for s in services), (
+        f"no cluster DNS Service at {dns} in kube-system: the example's pods resolve its model "
+        "store by name"
+    )

@@ -10,7 +10,6 @@ reconciler applies), attached to the Gateway modeldeploy-system/web; its backend
 from __future__ import annotations
 
 import http.client
-import json
 from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,8 +23,8 @@ from tests.support.platform import (
     GATEWAY_NAME,
     GATEWAY_NAMESPACE,
     echo_backend,
-    http_get,
     traefik_api_url,
+    traefik_weights,
     without_owner,
 )
 
@@ -63,22 +62,11 @@ def route_for(md: ModelDeployment, weight: int) -> dict[str, Any]:
     return without_owner(route)
 
 
-def traefik_weights(api: str, namespace: str) -> dict[str, int]:
-    """The weights Traefik serves for this namespace's backends (its runtime configuration)."""
-    services = json.loads(http_get(api + "/api/http/services"))
-    # Traefik names a backend `<namespace>-<service>-<port name>-<port>`.
-    backends = {f"{namespace}-{naming.track_name(MODEL, v)}-http-80": v for v in (STABLE, CANARY)}
-    return {
-        backends[child["name"]]: child["weight"]
-        for service in services
-        for child in service.get("weighted", {}).get("services", [])
-        if child["name"] in backends
-    }
-
-
 def wait_for_weights(api: str, namespace: str, expected: dict[str, int]) -> None:
+    """`expected`: the weight of each version."""
+    by_service = {naming.track_name(MODEL, v): weight for v, weight in expected.items()}
     eventually(
-        lambda: traefik_weights(api, namespace) == expected,
+        lambda: traefik_weights(api, namespace) == by_service,
         timeout=30,
         what=f"Traefik serving the weights {expected}",
     )

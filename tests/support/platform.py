@@ -12,6 +12,9 @@ import subprocess
 import urllib.request
 from typing import Any, Final
 
+from modeldeploy_operator.builders.deployment import PORT_NAME
+from modeldeploy_operator.builders.service import SERVICE_PORT
+
 from tests.support.kube import Kubectl, Manifest, eventually
 from tests.support.operator_process import ROOT
 
@@ -43,6 +46,20 @@ def traefik_api_url(kube: Kubectl) -> str:
     config = kube.in_namespace(GATEWAY_NAMESPACE).get("configmap", "traefik")
     assert config is not None, f"no ConfigMap {GATEWAY_NAMESPACE}/traefik: {STARTED_BY}"
     return str(config["data"]["api-url"])
+
+
+def traefik_weights(api: str, namespace: str) -> dict[str, int]:
+    """The weights Traefik serves to this namespace's Services (its runtime configuration), by
+    Service name; empty when it serves none of them through a weighted backend."""
+    services = json.loads(http_get(api + "/api/http/services"))
+    # Traefik names a Gateway API backend `<namespace>-<service>-<port name>-<port>`.
+    prefix, suffix = f"{namespace}-", f"-{PORT_NAME}-{SERVICE_PORT}"
+    return {
+        child["name"].removeprefix(prefix).removesuffix(suffix): child["weight"]
+        for service in services
+        for child in service.get("weighted", {}).get("services", [])
+        if child["name"].startswith(prefix) and child["name"].endswith(suffix)
+    }
 
 
 def prometheus_url(kube: Kubectl) -> str:
