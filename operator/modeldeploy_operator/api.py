@@ -153,10 +153,11 @@ def parse_quantity(value: int | str) -> Decimal:
         raise ValueError(f"{value!r} is not a Kubernetes quantity like 100m, 1.5 or 256Mi")
     number, suffix = match.groups()
     try:
-        if suffix[:1] in ("e", "E"):
-            return Decimal(number + suffix)
-        return Decimal(number) * _QUANTITY_SUFFIX[suffix]
-    except (InvalidOperation, KeyError) as err:
+        # E and Ei are exa and exbi; e or E followed by digits is an exponent.
+        if suffix in _QUANTITY_SUFFIX:
+            return Decimal(number) * _QUANTITY_SUFFIX[suffix]
+        return Decimal(number + suffix)
+    except InvalidOperation as err:
         raise ValueError(f"{value!r} is not a Kubernetes quantity") from err
 
 
