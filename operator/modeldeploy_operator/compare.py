@@ -8,14 +8,9 @@ live": fields other writers or defaulting added are ignored; anything we set tha
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_QUANTITY = re.compile(r"^([0-9.]+)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-    "Ki": 1024.0, "Mi": 1024.0**2, "Gi": 1024.0**3, "Ti": 1024.0**4,
-}  # fmt: skip
+from modeldeploy_operator.api import parse_quantity
 
 
 def _quantity(value: Any) -> float | None:
@@ -25,12 +20,10 @@ def _quantity(value: Any) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
-        match = _QUANTITY.match(value)
-        if match and match.group(2) in _SUFFIX:
-            try:
-                return float(match.group(1)) * _SUFFIX[match.group(2)]
-            except ValueError:
-                return None
+        try:
+            return float(parse_quantity(value))
+        except ValueError:
+            return None
     return None
 
 

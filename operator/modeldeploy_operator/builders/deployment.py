@@ -31,6 +31,7 @@ from modeldeploy_operator.api import (
     ModelDeployment,
     ServerSpec,
     parse_duration,
+    parse_pvc_uri,
 )
 from modeldeploy_operator.builders.context import NONROOT_UID, BuildContext
 from modeldeploy_operator.builders.meta import child_metadata
@@ -43,7 +44,6 @@ MODEL_VOLUME: Final = "model"
 TMP_VOLUME: Final = "tmp"
 TMP_PATH: Final = "/tmp"
 ARTIFACT_SUFFIXES: Final = (".joblib", ".pkl", ".pickle", ".skops")
-PVC_SCHEME: Final = "pvc://"
 
 PROBE_PERIOD_SECONDS: Final = 5
 
@@ -60,24 +60,22 @@ class ModelStorage:
 
 def model_storage(storage_uri: str, ctx: BuildContext) -> ModelStorage:
     """The volume and model directory for a storage URI (see the module docstring)."""
-    if not storage_uri.startswith(PVC_SCHEME):
+    location = parse_pvc_uri(storage_uri)
+    if location is None:
         return ModelStorage(
             volume={"name": MODEL_VOLUME, "emptyDir": {}},
             mount={"name": MODEL_VOLUME, "mountPath": ctx.model_mount_path},
             model_dir=ctx.model_mount_path,
             fetch=True,
         )
-    claim, _, path = storage_uri.removeprefix(PVC_SCHEME).partition("/")
-    if not claim or not path:
-        raise ValueError(f"{storage_uri!r} is not pvc://CLAIM/PATH")
-    root = f"{ctx.pvc_mount_root}/{claim}"
-    segments = [segment for segment in path.split("/") if segment]
+    root = f"{ctx.pvc_mount_root}/{location.claim}"
+    segments = [segment for segment in location.path.split("/") if segment]
     if segments and segments[-1].endswith(ARTIFACT_SUFFIXES):
         segments = segments[:-1]
     return ModelStorage(
         volume={
             "name": MODEL_VOLUME,
-            "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
+            "persistentVolumeClaim": {"claimName": location.claim, "readOnly": True},
         },
         mount={"name": MODEL_VOLUME, "mountPath": root, "readOnly": True},
         model_dir="/".join([root, *segments]),

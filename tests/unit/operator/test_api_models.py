@@ -245,6 +245,13 @@ class TestServer:
         assert md.spec.server.resources is not None
         assert md.spec.server.resources.limits == {"cpu": 2}
 
+    def test_resources_accept_the_exa_suffixes(self, make_md: MakeMd) -> None:
+        """The apiserver admits 1E and 1Ei; the operator must read what it admitted."""
+        storage = "ephemeral-storage"
+        resources = {"requests": {storage: "1E"}, "limits": {storage: "1Ei"}}
+        md = make_md(server={"resources": resources})
+        assert md.spec.server.resources is not None
+
     @pytest.mark.parametrize("bad", ["lots", "1GB", "1.5.0", "", "1Gi "])
     def test_resources_reject_non_quantities(self, make_md: MakeMd, bad: str) -> None:
         errors = _rejects(make_md, server={"resources": {"requests": {"memory": bad}}})
@@ -532,6 +539,9 @@ class TestParsers:
             ("1.5G", Decimal("1.5e9")),
             ("1e3", Decimal(1000)),
             ("500u", Decimal("0.0005")),
+            ("2E", Decimal("2e18")),
+            ("1Ei", Decimal(2**60)),
+            ("1.5e-3", Decimal("0.0015")),
         ],
     )
     def test_parse_quantity(self, value: int | str, expected: Decimal) -> None:

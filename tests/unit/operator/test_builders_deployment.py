@@ -198,6 +198,12 @@ class TestStorage:
         with pytest.raises(ValueError, match="pvc://CLAIM/PATH"):
             model_storage("pvc://models", ctx)
 
+    @pytest.mark.parametrize("uri", ["pvc://Models/iris", "pvc://models//iris", "pvc://-x/iris"])
+    def test_pvc_the_api_refuses_is_refused(self, ctx: BuildContext, uri: str) -> None:
+        """The builder reads pvc:// with the grammar the apiserver checks, not a looser one."""
+        with pytest.raises(ValueError, match="pvc://CLAIM/PATH"):
+            model_storage(uri, ctx)
+
     def test_mount_paths_come_from_the_context(self, make_md: MakeMd) -> None:
         ctx = BuildContext(server_image=IMAGE, model_mount_path="/models", pvc_mount_root="/pvc")
         assert model_storage("gs://b/k", ctx).model_dir == "/models"

@@ -38,3 +38,15 @@ def test_quantities_compare_by_value() -> None:
 
 def test_booleans_are_not_numbers() -> None:
     assert not is_subset({"x": True}, {"x": 1})
+
+
+def test_quantities_in_every_form_the_apiserver_accepts_compare_by_value() -> None:
+    """The apiserver canonicalises every quantity its grammar accepts, not only the common ones:
+    a desired value it rewrites must still count as applied, or each pass writes it again."""
+    assert is_subset({"memory": "1024Ti"}, {"memory": "1Pi"})
+    assert is_subset({"ephemeral-storage": "1024Pi"}, {"ephemeral-storage": "1Ei"})
+    assert is_subset({"cpu": "0.0005"}, {"cpu": "500u"})
+    assert is_subset({"memory": "1000e6"}, {"memory": "1e9"})
+    assert is_subset({"cpu": "+1"}, {"cpu": "1"})
+    assert not is_subset({"memory": "1Pi"}, {"memory": "1P"})
+    assert not is_subset({"cpu": "500u"}, {"cpu": "500n"})

@@ -270,7 +270,7 @@ class TestRules:
 
 class TestFile:
     def test_committed_crd_is_fresh(self) -> None:
-        """Fails when api.py changed without `make crds`."""
+        """Fails when the api package changed without `make crds`."""
         assert CRD_FILE.read_text() == crdgen.render(), "crds/ is stale: run `make crds`"
 
     def test_file_parses_to_the_built_crd(self) -> None:

@@ -1,0 +1,156 @@
+"""The status: what the operator observed and decided, written by the operator only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from modeldeploy_operator.api.base import StatusModel
+from modeldeploy_operator.api.spec import ServingTemplate
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    READY = "Ready"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(StatusModel):
+    """A Kubernetes condition (metav1.Condition shape)."""
+
+    type: str = Field(description="Ready, Progressing or Degraded.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str | None = Field(default=None, description="CamelCase reason a program can match on.")
+    message: str | None = Field(
+        default=None, description="What happened and what to do, for humans."
+    )
+    last_transition_time: datetime | None = Field(
+        default=None, description="When status last changed."
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this condition was computed for."
+    )
+
+
+class AnalysisCheckResult(StatusModel):
+    """One check of one analysis run."""
+
+    name: str = Field(
+        description="successRate, latencyP99Ms, compareWithStable, "
+        "compareClientErrorsWithStable, drift or another check."
+    )
+    value: float | None = Field(
+        default=None, description="Measured value; absent when there was no data."
+    )
+    threshold: float | None = Field(default=None, description="The limit it was compared with.")
+    passed: bool = Field(description="Whether the check passed.")
+    message: str | None = Field(default=None, description="Why it passed or failed.")
+
+
+class AnalysisResult(StatusModel):
+    """The latest analysis run: measured values and the verdict."""
+
+    time: datetime | None = Field(default=None, description="When the analysis ran.")
+    canary_version: str | None = Field(default=None, description="The canary version analysed.")
+    step: int | None = Field(default=None, description="The step (index into spec.rollout.steps).")
+    passed: bool = Field(description="Whether every check passed.")
+    success_rate: float | None = Field(
+        default=None,
+        description="Canary percentage of answers that are not 5xx (nor 4xx, unless "
+        "successRate.clientErrors is Ignore).",
+    )
+    latency_p99_ms: float | None = Field(
+        default=None, description="Canary p99 latency in milliseconds."
+    )
+    error_rate_increase: float | None = Field(
+        default=None, description="Canary 5xx rate minus stable's, in percentage points."
+    )
+    client_error_rate_increase: float | None = Field(
+        default=None, description="Canary 4xx rate minus stable's, in percentage points."
+    )
+    drift_psi: float | None = Field(
+        default=None, description="PSI of canary vs stable predictions."
+    )
+    checks: list[AnalysisCheckResult] = Field(
+        default_factory=list, description="Every check with its value and verdict."
+    )
+    message: str | None = Field(default=None, description="Summary for humans.")
+
+
+class ModelDeploymentStatus(StatusModel):
+    """The observed state, written by the operator only."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the status was computed for."
+    )
+    phase: Phase | None = Field(
+        default=None, description="Pending, Progressing, Ready, Degraded or Failed."
+    )
+    stable_version: str | None = Field(
+        default=None, description="The version serving stable traffic."
+    )
+    stable_serving: ServingTemplate | None = Field(
+        default=None, description="What the stable version's pods run (model and server template)."
+    )
+    canary_version: str | None = Field(
+        default=None,
+        description="The version being rolled out; absent when no rollout is in progress.",
+    )
+    canary_serving: ServingTemplate | None = Field(
+        default=None,
+        description="What the canary's pods run; absent when no rollout is in progress.",
+    )
+    canary_weight: int | None = Field(default=None, description="Percent of traffic on the canary.")
+    current_step: int | None = Field(
+        default=None, description="Index into spec.rollout.steps of the current step."
+    )
+    step_started_at: datetime | None = Field(
+        default=None,
+        description="When the current step (or the rollout's wait for readiness) began.",
+    )
+    failed_checks: int | None = Field(
+        default=None, description="Failed analysis checks so far in this rollout."
+    )
+    failed_serving_hash: str | None = Field(
+        default=None,
+        description="Fingerprint of the serving template whose rollout was rolled back; it is "
+        "not retried until the spec changes.",
+    )
+    last_analysis: AnalysisResult | None = Field(
+        default=None, description="The latest analysis run."
+    )
+    last_request_id: str | None = Field(
+        default=None,
+        description="The last `kubectl modeldeploy` request (annotation "
+        "modeldeploy.dev/request-id) the operator acted on; each request is acted on once.",
+    )
+    url: str | None = Field(default=None, description="In-cluster URL of the model's Service.")
+    replicas: int | None = Field(
+        default=None, description="Ready pods of the stable version (scale subresource)."
+    )
+    selector: str | None = Field(
+        default=None, description="Label selector of the stable version's pods (scale subresource)."
+    )
+    monitoring: str | None = Field(
+        default=None,
+        description="State of the scrape objects and alert rules (e.g. Enabled, Disabled, or why "
+        "they are unavailable).",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing and Degraded conditions.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
