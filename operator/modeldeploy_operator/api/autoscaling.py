@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 from modeldeploy_operator.api.base import SpecModel
 from modeldeploy_operator.api.limits import MAX_REPLICAS
 from modeldeploy_operator.api.rules import Rule, cel_rules
+from modeldeploy_operator.api.units import check_duration_range, duration_field
 
 AUTOSCALING_BOUNDS_RULE: Final = Rule(
     "self.minReplicas <= self.maxReplicas",
@@ -21,6 +22,9 @@ AUTOSCALING_TARGET_RULE: Final = Rule(
     "spec.autoscaling needs at least one target: targetCPUUtilizationPercentage, "
     "targetMemoryUtilizationPercentage or targetRequestsPerSecond",
 )
+# The autoscaling/v2 API's own bound on a stabilization window.
+MAX_STABILIZATION: Final = "1h"
+SCALE_DOWN_STABILIZATION_PATH: Final = "spec.autoscaling.scaleDownStabilization"
 SCALE_TO_ZERO_RULE: Final = Rule(
     "self.minReplicas > 0 || has(self.targetRequestsPerSecond)",
     "spec.autoscaling.minReplicas 0 (scale to zero) needs spec.autoscaling."
@@ -73,8 +77,21 @@ class AutoscalingSpec(SpecModel):
         le=1_000_000,
     )
 
+    scale_down_stabilization: str = duration_field(
+        "5m",
+        description="How long the load must stay low before pods are removed (the autoscaler's "
+        "scale-down stabilization window): long enough to ride out a momentary dip, since a "
+        "model pod is slow to bring back; shorter to follow the load closely.",
+        path=SCALE_DOWN_STABILIZATION_PATH,
+        minimum="0s",
+        maximum=MAX_STABILIZATION,
+    )
+
     @model_validator(mode="after")
     def _rules(self) -> AutoscalingSpec:
+        check_duration_range(
+            self.scale_down_stabilization, SCALE_DOWN_STABILIZATION_PATH, "0s", MAX_STABILIZATION
+        )
         AUTOSCALING_BOUNDS_RULE.require(self.min_replicas <= self.max_replicas)
         AUTOSCALING_TARGET_RULE.require(
             self.target_cpu_utilization_percentage is not None

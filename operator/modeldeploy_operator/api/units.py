@@ -40,20 +40,26 @@ def parse_duration(text: str) -> float:
     )
 
 
-def duration_rule(path: str, minimum: str = MIN_DURATION) -> Rule:
-    """Durations are bounded to minimum..24h; CEL's duration() both parses and compares them."""
+def duration_rule(path: str, minimum: str = MIN_DURATION, maximum: str = MAX_DURATION) -> Rule:
+    """Durations are bounded to minimum..maximum (24h unless a field needs less); CEL's
+    duration() both parses and compares them."""
     # The pattern guard keeps a malformed value to the schema's own error, without a second
     # "type conversion error" from duration().
     return Rule(
         f"!self.matches({cel_string(DURATION_PATTERN)})"
         f" || (duration(self) >= duration({cel_string(minimum)})"
-        f" && duration(self) <= duration({cel_string(MAX_DURATION)}))",
-        f"{path} must be between {minimum} and {MAX_DURATION}",
+        f" && duration(self) <= duration({cel_string(maximum)}))",
+        f"{path} must be between {minimum} and {maximum}",
     )
 
 
 def duration_field(
-    default: str | None, *, description: str, path: str, minimum: str = MIN_DURATION
+    default: str | None,
+    *,
+    description: str,
+    path: str,
+    minimum: str = MIN_DURATION,
+    maximum: str = MAX_DURATION,
 ) -> Any:
     """A duration field bounded by `duration_rule`; its model checks the twin with
     `check_duration_range`."""
@@ -62,16 +68,18 @@ def duration_field(
         description=description,
         pattern=DURATION_PATTERN,
         max_length=MAX_DURATION_LENGTH,
-        json_schema_extra=cel_rules(duration_rule(path, minimum)),
+        json_schema_extra=cel_rules(duration_rule(path, minimum, maximum)),
     )
 
 
-def check_duration_range(value: str | None, path: str, minimum: str = MIN_DURATION) -> None:
+def check_duration_range(
+    value: str | None, path: str, minimum: str = MIN_DURATION, maximum: str = MAX_DURATION
+) -> None:
     """The Python twin of `duration_rule`."""
     if value is not None:
         seconds = parse_duration(value)
-        duration_rule(path, minimum).require(
-            parse_duration(minimum) <= seconds <= parse_duration(MAX_DURATION)
+        duration_rule(path, minimum, maximum).require(
+            parse_duration(minimum) <= seconds <= parse_duration(maximum)
         )
 
 

@@ -17,35 +17,39 @@ promotion. An HPA cannot go below one pod; scale to zero (minReplicas 0) is KEDA
 
 from __future__ import annotations
 
-import copy
 import math
 from decimal import Decimal
 from typing import Any, Final
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.api import AutoscalingSpec, ModelDeployment
+from modeldeploy_operator.api import AutoscalingSpec, ModelDeployment, parse_duration
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.plan import TrackPlan
 
 RPS_METRIC: Final = "modeldeploy_requests_per_second"
 
-# Scale up fast (a traffic spike hurts now), down slowly (a dip is often momentary, and a model
-# pod is expensive to bring back).
-BEHAVIOR: Final = {
-    "scaleUp": {
-        "stabilizationWindowSeconds": 0,
-        "selectPolicy": "Max",
-        "policies": [
-            {"type": "Percent", "value": 100, "periodSeconds": 15},
-            {"type": "Pods", "value": 4, "periodSeconds": 15},
-        ],
-    },
-    "scaleDown": {
-        "stabilizationWindowSeconds": 300,
-        "selectPolicy": "Max",
-        "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
-    },
-}
+
+def behavior(autoscaling: AutoscalingSpec) -> dict[str, Any]:
+    """Scale up fast (a traffic spike hurts now); scale down after the spec's stabilization
+    window, at most half the pods a minute (a dip is often momentary, and a model pod is slow to
+    bring back)."""
+    return {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [
+                {"type": "Percent", "value": 100, "periodSeconds": 15},
+                {"type": "Pods", "value": 4, "periodSeconds": 15},
+            ],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": math.ceil(
+                parse_duration(autoscaling.scale_down_stabilization)
+            ),
+            "selectPolicy": "Max",
+            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+        },
+    }
 
 
 def replica_bounds(autoscaling: AutoscalingSpec, plan: TrackPlan) -> tuple[int, int]:
@@ -115,6 +119,6 @@ def build_hpa(md: ModelDeployment, plan: TrackPlan) -> dict[str, Any] | None:
             "minReplicas": low,
             "maxReplicas": high,
             "metrics": _metrics(autoscaling),
-            "behavior": copy.deepcopy(BEHAVIOR),
+            "behavior": behavior(autoscaling),
         },
     }

@@ -24,13 +24,12 @@ by its traffic weight (`builders.hpa.replica_bounds`).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Final
 
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment
-from modeldeploy_operator.builders.hpa import BEHAVIOR, quantity, replica_bounds
+from modeldeploy_operator.builders.hpa import behavior, quantity, replica_bounds
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.plan import TrackPlan
 from modeldeploy_operator.monitoring import metrics as m
@@ -160,7 +159,7 @@ def desired_scaled_object(
             "pollingInterval": POLLING_INTERVAL_SECONDS,
             "cooldownPeriod": COOLDOWN_SECONDS,
             "advanced": {
-                "horizontalPodAutoscalerConfig": {"behavior": copy.deepcopy(BEHAVIOR)},
+                "horizontalPodAutoscalerConfig": {"behavior": behavior(autoscaling)},
             },
             "triggers": triggers,
         },

@@ -98,10 +98,24 @@ def test_quantity(value: float, text: str) -> None:
     assert quantity(value) == text
 
 
+@pytest.mark.parametrize(("window", "seconds"), [("0s", 0), ("15s", 15), ("1.5s", 2), ("1h", 3600)])
+def test_the_scale_down_window_is_the_specs(make_md: MakeMd, window: str, seconds: int) -> None:
+    md = make_md(autoscaling={**AUTOSCALING, "scaleDownStabilization": window})
+    scale_down = _hpa(md)["spec"]["behavior"]["scaleDown"]
+    # Whole seconds, as autoscaling/v2 takes them; never shorter than asked.
+    assert scale_down["stabilizationWindowSeconds"] == seconds
+
+
+@pytest.mark.parametrize("window", ["61m", "2h", "5"])
+def test_a_scale_down_window_the_hpa_cannot_take_is_refused(make_md: MakeMd, window: str) -> None:
+    with pytest.raises(ValueError, match="scaleDownStabilization"):
+        make_md(autoscaling={**AUTOSCALING, "scaleDownStabilization": window})
+
+
 def test_behavior_scales_up_fast_and_down_slowly(make_md: MakeMd) -> None:
     behavior = _hpa(make_md(autoscaling=AUTOSCALING))["spec"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
-    assert behavior["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300  # the default, 5m
     up = {p["type"]: p for p in behavior["scaleUp"]["policies"]}
     assert up["Percent"]["value"] >= 100
     [down] = behavior["scaleDown"]["policies"]

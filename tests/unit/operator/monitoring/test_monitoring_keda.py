@@ -176,3 +176,9 @@ def test_only_fields_the_crd_knows(make_md: MakeMd) -> None:
     for trigger in spec["triggers"]:
         assert set(trigger) <= TRIGGER_FIELDS and {"type", "metadata"} <= set(trigger)
         assert all(isinstance(value, str) for value in trigger["metadata"].values())
+
+
+def test_the_scale_down_window_is_the_specs(make_md: MakeMd) -> None:
+    md = _with_wake_query(make_md(autoscaling={**TO_ZERO, "scaleDownStabilization": "45s"}))
+    behavior = _scaled(md)["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 45
