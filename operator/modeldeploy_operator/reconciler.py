@@ -43,7 +43,7 @@ from modeldeploy_operator.rollout.routers.base import TrafficRouter
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.settings import OperatorSettings
-from modeldeploy_operator.status import compute_status
+from modeldeploy_operator.status import compute_status, problem_status
 from modeldeploy_operator.telemetry import (
     ANALYSIS_UNANSWERED,
     CANARY_WEIGHT,
@@ -63,6 +63,18 @@ log = logging.getLogger("modeldeploy.reconciler")
 # (a removed label or env var) still triggers an apply.
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
 RETRY_SECONDS = 5.0
+# Degraded reasons of a pass that could not make its children so.
+CHILD_CONFLICT = "ChildConflict"
+
+
+class ChildrenNotApplied(Exception):
+    """The pass stopped before it changed anything it could not finish: `reason` is the
+    Degraded condition's, `problems` name each child and what is wrong with it."""
+
+    def __init__(self, reason: str, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.reason = reason
+        self.message = "; ".join(problems)
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,13 @@ class Reconciler:
         started = time.perf_counter()
         try:
             requeue = await self._reconcile(key, body)
+        except ChildrenNotApplied as problem:
+            RECONCILES.labels(result="error").inc()
+            RECONCILE_ERRORS.labels(error=problem.reason).inc()
+            log.warning("%s/%s: %s; retrying in %ss", *key, problem, RETRY_SECONDS)
+            await self._report_problem(body, problem)
+            self.queue.add_after(key, RETRY_SECONDS)
+            return
         except ApiError as err:
             RECONCILES.labels(result="error").inc()
             RECONCILE_ERRORS.labels(error=f"api-{err.status}").inc()
@@ -272,7 +291,15 @@ class Reconciler:
         """Apply what differs, then delete what is no longer wanted (see `_delete_unwanted`)."""
         manifests = [with_applied_hash(m) for m in desired.children]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in manifests}
-        live = [(m, children.get((m["kind"], m["metadata"]["name"]))) for m in manifests]
+        copies = await asyncio.gather(*(self._live_copy(md, m, children) for m in manifests))
+        live = list(zip(manifests, copies, strict=True))
+        # Never take over what we do not control (a user's Service of the same name, another
+        # ModelDeployment's child): a forced apply would overwrite it, add our owner reference,
+        # and the garbage collector would delete it with this ModelDeployment. Nothing of this
+        # pass is applied then: a partial set of children could shift traffic or capacity.
+        foreign = [(m, body) for m, body in live if body is not None and not owned_by(body, md)]
+        if foreign:
+            raise ChildrenNotApplied(CHILD_CONFLICT, [_conflict(m, body) for m, body in foreign])
         stale = [(m, held) for m, held in live if needs_apply(m, held)]
         for m, held in stale:
             if (handover := replicas_handover(m, held)) is not None:
@@ -287,6 +314,25 @@ class Reconciler:
             if applied is not None:
                 self.view.remember_child(key, applied)
         return await self._delete_unwanted(key, md, plan, children, wanted)
+
+    async def _live_copy(
+        self,
+        md: ModelDeployment,
+        manifest: dict[str, Any],
+        children: dict[tuple[str, str], dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        """The object of this kind and name as it exists, if it does. The view holds only
+        objects with our labels: one made by someone else is invisible to it, so a child the
+        view lacks (about to be created) is looked up in the API; listed by name, since the
+        operator is granted list, not get."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        held = children.get((kind, name))
+        if held is not None:
+            return held
+        found = await self.client.list(
+            kind_of(manifest), md.metadata.namespace, field_selector=f"metadata.name={name}"
+        )
+        return found[0] if found else None
 
     async def _delete_unwanted(
         self,
@@ -418,6 +464,47 @@ class Reconciler:
         else:
             self._rolling_out.discard(key)
         ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+
+    async def _report_problem(self, body: dict[str, Any], problem: ChildrenNotApplied) -> None:
+        """Degraded with the problem, patched only when it changed, and an Event with it."""
+        current = body.get("status") or {}
+        change = problem_status(
+            body["metadata"].get("generation"), time.time(), current, problem.reason,
+            problem.message,
+        )  # fmt: skip
+        try:
+            if any(current.get(k) != v for k, v in change.status.items()):
+                patched = await self.client.patch_status(
+                    kinds.MODEL_DEPLOYMENT, *_key_of(body), change.status
+                )
+                if patched is not None:
+                    body["status"] = {**current, **patched.get("status", change.status)}
+                    body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
+            await asyncio.gather(
+                *(self.client.post_event(body, e.reason, e.message, e.warning)
+                  for e in change.events)
+            )  # fmt: skip
+        except ApiError as err:
+            log.warning("%s/%s: could not report %s: %s", *_key_of(body), problem.reason, err)
+
+
+def _key_of(body: dict[str, Any]) -> Key:
+    return body["metadata"]["namespace"], body["metadata"]["name"]
+
+
+def _conflict(manifest: dict[str, Any], existing: dict[str, Any]) -> str:
+    controller = next(
+        (ref for ref in existing["metadata"].get("ownerReferences", []) if ref.get("controller")),
+        None,
+    )
+    if controller is None:
+        held = "has no controller"
+    else:
+        held = f"is controlled by {controller.get('kind')} {controller.get('name')}"
+    return (
+        f"{manifest['kind']} {manifest['metadata']['name']} already exists and {held}, not this "
+        "ModelDeployment: left alone; delete or rename it for the operator to create its own"
+    )
 
 
 def owned_by(body: dict[str, Any], md: ModelDeployment) -> bool:

@@ -221,6 +221,38 @@ def test_never_ready_pods_make_the_model_degraded_with_the_reason(
     assert condition(md, "Ready")["status"] == "False"
 
 
+def test_a_service_someone_else_made_is_left_alone_and_reported(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    users = k.create({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "taken"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    })  # fmt: skip
+    k.apply(model("taken"))
+
+    def conflict() -> dict[str, Any] | None:
+        md = k.get("md", "taken")
+        return md if condition(md, "Degraded").get("reason") == "ChildConflict" else None
+
+    md = eventually(conflict, what="Degraded: ChildConflict")
+    assert md["status"]["phase"] == "Degraded"
+    assert "Service taken" in condition(md, "Degraded")["message"]
+    selector = "involvedObject.name=taken,reason=ChildConflict"
+    events = k.run("get", "events", "-o", "json", "--field-selector", selector)
+    assert [e["involvedObject"]["kind"] for e in json.loads(events)["items"]] == ["ModelDeployment"]
+    after = k.get("service", "taken")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == users["metadata"]["resourceVersion"]
+    assert after["spec"]["selector"] == {"app": "web"}
+    assert k.get("deployment", "taken-v1") is None  # nothing of a half-made model
+
+    k.run("delete", "md/taken", "--wait=true")
+    survivor = k.get("service", "taken")
+    # Without an owner reference the garbage collector has no reason ever to delete it.
+    assert survivor is not None and survivor["metadata"]["uid"] == users["metadata"]["uid"]
+    assert "ownerReferences" not in survivor["metadata"]
+
+
 def _invalid_examples() -> list[Path]:
     return sorted((ROOT / "examples" / "invalid").glob("*.yaml"))
 

@@ -35,6 +35,8 @@ class FakeClient:
         self.deleted: list[tuple[str, str]] = []
         self.calls: list[str] = []  # "apply Kind/name" and "delete plural/name", in order
         self.failing: dict[str, ApiError] = {}  # by kind: the error its applies answer
+        # Objects the API holds that the watch-fed view never sees (they lack our labels).
+        self.existing: dict[tuple[str, str], Body] = {}
         # Called with each apply's answer before it is returned (a watch event racing it).
         self.while_applying: Callable[[Body], None] = lambda _: None
 
@@ -64,6 +66,18 @@ class FakeClient:
 
     async def exists(self, kind: Kind) -> bool:
         return False
+
+    async def list(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Body]:
+        assert label_selector is None and field_selector is not None
+        name = field_selector.removeprefix("metadata.name=")
+        found = self.existing.get((kind.kind, name))
+        return [copy.deepcopy(found)] if found is not None else []
 
 
 def ready(deployment: Body, version: int) -> Body:
@@ -265,3 +279,52 @@ def test_a_failed_apply_deletes_nothing_writes_no_status_and_retries() -> None:
 
     assert asyncio.run(one_pass()) == 1  # the key comes back after the retry delay
     assert client.deleted == [] and client.statuses == []
+
+
+def conditions(status: Body) -> dict[str, Body]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def users_service() -> Body:
+    """A Service `iris` a user made before the ModelDeployment: none of our labels or owners."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "iris", "namespace": "models", "resourceVersion": "7"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+
+
+def test_an_object_we_do_not_control_is_never_applied_and_is_reported() -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1))
+    client.existing[("Service", "iris")] = users_service()
+
+    async def two_passes() -> None:
+        await reconciler.reconcile(KEY)
+        await reconciler.reconcile(KEY)
+
+    asyncio.run(two_passes())
+    assert client.applied == [] and client.deleted == []
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ChildConflict")
+    assert "Service iris" in degraded["message"]
+    # One Event for the conflict, not one per pass; and the key is checked again later.
+    assert [reason for reason, _ in client.events] == ["ChildConflict"]
+    assert len(reconciler.queue._timers) >= 1
+
+
+def test_a_watched_child_owned_by_another_object_is_never_applied() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1))
+    asyncio.run(reconciler.reconcile(KEY))
+    deployment = copy.deepcopy(view.children_of(KEY)[("Deployment", "iris-v1")])
+    # Same name and labels, another owner (a ModelDeployment deleted and made again, say).
+    deployment["metadata"]["ownerReferences"] = [{"uid": "someone-else", "controller": True}]
+    deployment["metadata"]["resourceVersion"] = "10000"
+    deployment["spec"]["replicas"] = 5
+    view.remember_child(KEY, deployment)
+    client.applied.clear()
+
+    asyncio.run(reconciler.reconcile(KEY))
+    assert "Deployment" not in {m["kind"] for m in client.applied}
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert degraded["reason"] == "ChildConflict" and "Deployment iris-v1" in degraded["message"]
