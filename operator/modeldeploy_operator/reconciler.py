@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -62,9 +63,17 @@ log = logging.getLogger("modeldeploy.reconciler")
 # Recorded on every child: a change of the desired manifest that "desired ⊆ live" cannot see
 # (a removed label or env var) still triggers an apply.
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
+# A failed pass is retried after RETRY_SECONDS, doubled on each consecutive failure up to
+# MAX_RETRY_SECONDS: a refusal that needs a person (an immutable field, a policy) is not
+# hammered every few seconds, and a transient one is still retried soon.
 RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
 # Degraded reasons of a pass that could not make its children so.
 CHILD_CONFLICT = "ChildConflict"
+APPLY_FAILED = "ApplyFailed"
+# Apply errors that are no verdict on the manifest: an object changed under us (409), a CRD
+# removed while we run (404, handled by rediscovery). Retried without a condition.
+TRANSIENT_APPLY_ERRORS = frozenset({404, 409})
 
 
 class ChildrenNotApplied(Exception):
@@ -164,6 +173,8 @@ class Reconciler:
         # Versions out of traffic whose children wait for scaleDownDelay: their deadlines
         # (monotonic). In memory: a restarted operator waits the full delay again (safe side).
         self._retiring: dict[Key, dict[str, float]] = {}
+        # Consecutive failed passes per key, for the retry backoff.
+        self._failures: dict[Key, int] = {}
 
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
@@ -177,6 +188,15 @@ class Reconciler:
             log.info("child kinds available: %s", ", ".join(sorted(self.available_kinds)))
             return True
         return False
+
+    def _retry(self, key: Key) -> float:
+        """Schedule the next attempt after a failed pass; its delay."""
+        failures = self._failures.get(key, 0)
+        delay = min(RETRY_SECONDS * 2.0**failures, MAX_RETRY_SECONDS)
+        if delay < MAX_RETRY_SECONDS:  # past the cap the count has nothing more to say
+            self._failures[key] = failures + 1
+        self.queue.add_after(key, delay)
+        return delay
 
     def watched_kinds(self) -> list[Kind]:
         return [child for child in kinds.CHILD_KINDS if child.kind in self.available_kinds]
@@ -195,9 +215,9 @@ class Reconciler:
         except ChildrenNotApplied as problem:
             RECONCILES.labels(result="error").inc()
             RECONCILE_ERRORS.labels(error=problem.reason).inc()
-            log.warning("%s/%s: %s; retrying in %ss", *key, problem, RETRY_SECONDS)
+            delay = self._retry(key)
+            log.warning("%s/%s: %s; retrying in %ss", *key, problem, delay)
             await self._report_problem(body, problem)
-            self.queue.add_after(key, RETRY_SECONDS)
             return
         except ApiError as err:
             RECONCILES.labels(result="error").inc()
@@ -206,20 +226,21 @@ class Reconciler:
                 # A CRD this pass relied on was removed (Prometheus Operator or Gateway API
                 # uninstalled): look again so the retry no longer writes that kind.
                 await self.discover_optional_kinds()
+            delay = self._retry(key)
             if err.status == 409:
                 log.info("%s/%s: conflict (%s); retrying", *key, err.message)
             else:
-                log.warning("%s/%s: %s; retrying in %ss", *key, err, RETRY_SECONDS)
-            self.queue.add_after(key, RETRY_SECONDS)
+                log.warning("%s/%s: %s; retrying in %ss", *key, err, delay)
             return
         except Exception:
             RECONCILES.labels(result="error").inc()
             RECONCILE_ERRORS.labels(error="internal").inc()
-            log.exception("%s/%s: reconcile failed; retrying in %ss", *key, RETRY_SECONDS)
-            self.queue.add_after(key, RETRY_SECONDS)
+            delay = self._retry(key)
+            log.exception("%s/%s: reconcile failed; retrying in %ss", *key, delay)
             return
         finally:
             RECONCILE_DURATION.observe(time.perf_counter() - started)
+        self._failures.pop(key, None)
         RECONCILES.labels(result="requeued" if requeue else "ok").inc()
         if requeue is not None:
             self.queue.add_after(key, requeue)
@@ -301,18 +322,32 @@ class Reconciler:
         if foreign:
             raise ChildrenNotApplied(CHILD_CONFLICT, [_conflict(m, body) for m, body in foreign])
         stale = [(m, held) for m, held in live if needs_apply(m, held)]
-        for m, held in stale:
-            if (handover := replicas_handover(m, held)) is not None:
-                await self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
+        try:
+            for m, held in stale:
+                if (handover := replicas_handover(m, held)) is not None:
+                    handing = self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
+                    await _applied(m, handing)
+        except ApplyRefused as refusal:
+            raise ChildrenNotApplied(APPLY_FAILED, [str(refusal)]) from refusal
         changed = [m for m, _ in stale]
         # Children are independent objects: apply them concurrently. Deletions wait until every
         # apply succeeded, so traffic never loses its new target before the old one goes.
-        for applied in await asyncio.gather(*(self.client.apply(m) for m in changed)):
-            # Kept for the next pass, so it does not apply again before the watch echoes this
-            # write -- unless the watch already delivered something newer while the other
-            # applies were in flight (a Deployment's ready status): that must not be undone.
-            if applied is not None:
-                self.view.remember_child(key, applied)
+        answers = await asyncio.gather(
+            *(_applied(m, self.client.apply(m)) for m in changed), return_exceptions=True
+        )
+        refused: list[str] = []
+        for answer in answers:
+            if isinstance(answer, ApplyRefused):
+                refused.append(str(answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            elif answer is not None:
+                # Kept for the next pass, so it does not apply again before the watch echoes
+                # this write -- unless the watch already delivered something newer while the
+                # other applies were in flight (a Deployment's ready status): not undone.
+                self.view.remember_child(key, answer)
+        if refused:
+            raise ChildrenNotApplied(APPLY_FAILED, refused)
         return await self._delete_unwanted(key, md, plan, children, wanted)
 
     async def _live_copy(
@@ -391,6 +426,7 @@ class Reconciler:
 
     def forget(self, key: Key) -> None:
         self._retiring.pop(key, None)
+        self._failures.pop(key, None)
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)
 
@@ -486,6 +522,22 @@ class Reconciler:
             )  # fmt: skip
         except ApiError as err:
             log.warning("%s/%s: could not report %s: %s", *_key_of(body), problem.reason, err)
+
+
+class ApplyRefused(Exception):
+    """The API refused one child's manifest: the message names the child and quotes the API."""
+
+
+async def _applied(
+    manifest: dict[str, Any], apply: Awaitable[dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """The answer to one apply; the API's refusal of it as ApplyRefused."""
+    try:
+        return await apply
+    except ApiError as err:
+        if err.status in TRANSIENT_APPLY_ERRORS:
+            raise
+        raise ApplyRefused(f"{manifest['kind']} {manifest['metadata']['name']}: {err}") from err
 
 
 def _key_of(body: dict[str, Any]) -> Key:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,86 @@ def test_a_service_someone_else_made_is_left_alone_and_reported(
     # Without an owner reference the garbage collector has no reason ever to delete it.
     assert survivor is not None and survivor["metadata"]["uid"] == users["metadata"]["uid"]
     assert "ownerReferences" not in survivor["metadata"]
+
+
+DENIAL = "Services are frozen in this namespace"
+
+
+@pytest.fixture
+def services_denied(kube: Kubectl, namespace: str) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy that refuses every Service write in this test's namespace
+    (policies are cluster-scoped: bound to the namespace by name, removed afterwards)."""
+    name = f"{namespace}-deny-services"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+                "operations": ["CREATE", "UPDATE"],
+            }]},
+            "validations": [{"expression": "false", "message": DENIAL}],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    try:
+        kube.apply(policy, binding)
+        k = kube.in_namespace(namespace)
+
+        def enforced() -> bool:
+            try:
+                k.run("create", "service", "clusterip", "probe", "--tcp=80", "--dry-run=server")
+            except KubectlError as err:
+                return DENIAL in err.stderr
+            return False
+
+        eventually(enforced, what="the admission policy enforced")
+        yield
+    finally:
+        kube.run("delete", "validatingadmissionpolicybinding", name, "--ignore-not-found")
+        kube.run("delete", "validatingadmissionpolicy", name, "--ignore-not-found")
+
+
+def _errors(operator: OperatorProcess, reason: str) -> float:
+    prefix = f'modeldeploy_operator_reconcile_errors_total{{error="{reason}"}}'
+    lines = [m for m in operator.metrics().splitlines() if m.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_an_apply_the_api_refuses_is_reported_once_and_retried(
+    operator: OperatorProcess, k: Kubectl, services_denied: None
+) -> None:
+    before = _errors(operator, "ApplyFailed")
+    k.apply(model("refused"))
+
+    def refused() -> dict[str, Any] | None:
+        md = k.get("md", "refused")
+        return md if condition(md, "Degraded").get("reason") == "ApplyFailed" else None
+
+    md = eventually(refused, what="Degraded: ApplyFailed")
+    assert md["status"]["phase"] == "Degraded"
+    message = condition(md, "Degraded")["message"]
+    assert "Service refused" in message and DENIAL in message, message
+    # Refused again on every later pass (timed retries and passes the pods' events start):
+    # still a single Event.
+    eventually(
+        lambda: _errors(operator, "ApplyFailed") >= before + 4, timeout=120, what="4 refusals"
+    )
+    selector = "involvedObject.name=refused,reason=ApplyFailed"
+    events = json.loads(k.run("get", "events", "-o", "json", "--field-selector", selector))
+    assert len(events["items"]) == 1, events["items"]
 
 
 def _invalid_examples() -> list[Path]:

@@ -268,7 +268,7 @@ def test_a_child_without_our_owner_reference_is_never_deleted() -> None:
     assert client.deleted == []
 
 
-def test_a_failed_apply_deletes_nothing_writes_no_status_and_retries() -> None:
+def test_a_failed_apply_deletes_nothing_writes_nothing_planned_and_retries() -> None:
     reconciler, client, view = reconciler_for(md_body(replicas=1, rollout={"scaleDownDelay": "0s"}))
     view.remember_child(KEY, retired_deployment("0"))
     client.failing["Service"] = ApiError(422, "Invalid", "spec.selector: field is immutable")
@@ -278,7 +278,9 @@ def test_a_failed_apply_deletes_nothing_writes_no_status_and_retries() -> None:
         return len(reconciler.queue._timers)
 
     assert asyncio.run(one_pass()) == 1  # the key comes back after the retry delay
-    assert client.deleted == [] and client.statuses == []
+    assert client.deleted == []
+    # Only the Degraded report: nothing the pass planned (a rollout step) is recorded.
+    assert [set(status) for status in client.statuses] == [{"phase", "conditions"}]
 
 
 def conditions(status: Body) -> dict[str, Body]:
@@ -328,3 +330,60 @@ def test_a_watched_child_owned_by_another_object_is_never_applied() -> None:
     assert "Deployment" not in {m["kind"] for m in client.applied}
     degraded = conditions(client.statuses[-1])["Degraded"]
     assert degraded["reason"] == "ChildConflict" and "Deployment iris-v1" in degraded["message"]
+
+
+def retry_delays(reconciler: Reconciler) -> list[float]:
+    """Records the delay of every retry the reconciler schedules."""
+    delays: list[float] = []
+    schedule = reconciler.queue.add_after
+
+    def recording(key: Key, delay: float) -> None:
+        delays.append(delay)
+        schedule(key, delay)
+
+    reconciler.queue.add_after = recording  # type: ignore[method-assign]
+    return delays
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(422, "Invalid", "spec.selector: Invalid value: field is immutable"),
+        ApiError(403, "Forbidden", 'services "iris" is forbidden: User cannot patch services'),
+        ApiError(403, "Forbidden", 'admission webhook "policy.example" denied the request'),
+    ],
+)
+def test_an_apply_the_api_refuses_is_reported_once_and_retried_with_backoff(
+    error: ApiError,
+) -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1))
+    delays = retry_delays(reconciler)
+    client.failing["Service"] = error
+
+    async def passes(count: int) -> None:
+        for _ in range(count):
+            await reconciler.reconcile(KEY)
+
+    asyncio.run(passes(12))
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
+    assert "Service iris" in degraded["message"] and error.message in degraded["message"]
+    assert [reason for reason, _ in client.events] == ["ApplyFailed"]
+    assert len(client.statuses) == 1
+    # Exponential from 5 s, capped at 5 minutes.
+    assert delays[:4] == [5.0, 10.0, 20.0, 40.0]
+    assert max(delays) == delays[-1] == 300.0
+
+    del client.failing["Service"]
+    asyncio.run(passes(1))
+    assert conditions(client.statuses[-1])["Degraded"]["status"] == "False"
+    client.failing["Service"] = error
+    asyncio.run(passes(1))
+    assert delays[-1] == 5.0  # a success starts the backoff again
+
+
+def test_a_conflict_or_a_missing_kind_is_retried_without_a_condition() -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1))
+    client.failing["Service"] = ApiError(409, "Conflict", "the object has been modified")
+    asyncio.run(reconciler.reconcile(KEY))
+    assert client.statuses == [] and client.events == []
