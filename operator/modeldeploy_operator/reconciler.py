@@ -71,6 +71,7 @@ MAX_RETRY_SECONDS = 300.0
 # Degraded reasons of a pass that could not make its children so.
 CHILD_CONFLICT = "ChildConflict"
 APPLY_FAILED = "ApplyFailed"
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 # Apply errors that are no verdict on the manifest: an object changed under us (409), a CRD
 # removed while we run (404, handled by rediscovery). Retried without a condition.
 TRANSIENT_APPLY_ERRORS = frozenset({404, 409})
@@ -138,6 +139,16 @@ def replicas_handover(
         "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
         "spec": {"replicas": live["spec"]["replicas"]},
     }
+
+
+def pod_images(manifests: list[dict[str, Any]]) -> set[str]:
+    """Every container image the manifests' pod templates run (init containers included)."""
+    images: set[str] = set()
+    for manifest in manifests:
+        pod = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            images.add(container["image"])
+    return images
 
 
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
@@ -259,6 +270,14 @@ class Reconciler:
         desired = desired_state(
             md, decision.plan, decision.router, self._capabilities(), self.context
         )
+        refused = [
+            f"image {image} is not allowed by this operator (allowed image prefixes: "
+            f"{', '.join(self.settings.allowed_image_prefixes)}): nothing applied"
+            for image in sorted(pod_images(desired.children))
+            if not self.settings.allows_image(image)
+        ]
+        if refused:
+            raise ChildrenNotApplied(IMAGE_NOT_ALLOWED, refused)
         retire_in = await self._apply(key, md, decision.plan, observed.children, desired)
         await self._report(key, md, body, observed, decision, desired)
         due = [t for t in (decision.plan.requeue_after, retire_in) if t is not None]

@@ -387,3 +387,43 @@ def test_a_conflict_or_a_missing_kind_is_retried_without_a_condition() -> None:
     client.failing["Service"] = ApiError(409, "Conflict", "the object has been modified")
     asyncio.run(reconciler.reconcile(KEY))
     assert client.statuses == [] and client.events == []
+
+
+ALLOWED = ("registry.example/models/",)
+
+
+def with_allowed_prefixes(reconciler: Reconciler, prefixes: tuple[str, ...]) -> None:
+    reconciler.settings = OperatorSettings(server_image=IMAGE, allowed_image_prefixes=prefixes)
+
+
+def test_an_image_outside_the_allowed_prefixes_is_refused_and_reported() -> None:
+    body = md_body(replicas=1, server={"image": "elsewhere.example/miner:1"})
+    reconciler, client, _ = reconciler_for(body)
+    with_allowed_prefixes(reconciler, ALLOWED)
+
+    async def two_passes() -> None:
+        await reconciler.reconcile(KEY)
+        await reconciler.reconcile(KEY)
+
+    asyncio.run(two_passes())
+    assert client.applied == [] and client.deleted == []
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ImageNotAllowed")
+    assert "elsewhere.example/miner:1" in degraded["message"]
+    assert "registry.example/models/" in degraded["message"]
+    assert [reason for reason, _ in client.events] == ["ImageNotAllowed"]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"image": "registry.example/models/iris-server:2"},
+        {},  # the operator's own server image is always allowed
+    ],
+)
+def test_allowed_prefixes_admit_their_images_and_the_operators_own(server: Body) -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1, server=server))
+    with_allowed_prefixes(reconciler, ALLOWED)
+    asyncio.run(reconciler.reconcile(KEY))
+    assert "Deployment" in {m["kind"] for m in client.applied}
+    assert all(reason != "ImageNotAllowed" for reason, _ in client.events)
