@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -332,6 +333,56 @@ def test_an_apply_the_api_refuses_is_reported_once_and_retried(
     selector = "involvedObject.name=refused,reason=ApplyFailed"
     events = json.loads(k.run("get", "events", "-o", "json", "--field-selector", selector))
     assert len(events["items"]) == 1, events["items"]
+
+
+@pytest.fixture
+def own_namespace(kube: Kubectl) -> Iterator[Kubectl]:
+    # Outside `<prefix>-*`: only the test's own operator (with its own settings) acts here.
+    name = f"images-{uuid.uuid4().hex[:6]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield kube.in_namespace(name)
+    kube.delete("namespace", name)
+
+
+def test_images_outside_the_allowed_prefixes_are_refused(
+    own_namespace: Kubectl, tmp_path: Path
+) -> None:
+    k = own_namespace
+    policy = ("--allowed-image-prefix", "allowed.example/models/")
+    limited = OperatorProcess(
+        k.kubeconfig, tmp_path / "operator.log", *policy, namespaces=str(k.namespace)
+    )
+    limited.start()
+    try:
+        k.apply(model("elsewhere", server={"image": "elsewhere.example/miner:1"}))
+        k.apply(model("allowed", server={"image": "allowed.example/models/server:1"}))
+        k.apply(model("default"))  # the operator's own server image
+
+        def refused() -> dict[str, Any] | None:
+            md = k.get("md", "elsewhere")
+            return md if condition(md, "Degraded").get("reason") == "ImageNotAllowed" else None
+
+        md = eventually(refused, what="Degraded: ImageNotAllowed")
+        assert md["status"]["phase"] == "Degraded"
+        assert "elsewhere.example/miner:1" in condition(md, "Degraded")["message"]
+        selector = "involvedObject.name=elsewhere,reason=ImageNotAllowed"
+        events = json.loads(k.run("get", "events", "-o", "json", "--field-selector", selector))
+        assert len(events["items"]) == 1
+        for name, image in (
+            ("allowed", "allowed.example/models/server:1"),
+            ("default", SERVER_IMAGE),
+        ):
+            ready = wait_ready(k, name)
+            assert condition(ready, "Degraded")["status"] == "False"
+            deployment = k.get("deployment", f"{name}-v1")
+            assert deployment is not None
+            containers = deployment["spec"]["template"]["spec"]["containers"]
+            assert {c["image"] for c in containers} == {image}
+        # Nothing of the refused model was made.
+        assert k.list("deployments", f"{naming.LABEL_MODEL}=elsewhere") == []
+        assert k.list("services", f"{naming.LABEL_MODEL}=elsewhere") == []
+    finally:
+        limited.stop()
 
 
 def _invalid_examples() -> list[Path]:
