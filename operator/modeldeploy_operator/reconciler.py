@@ -79,12 +79,16 @@ TRANSIENT_APPLY_ERRORS = frozenset({404, 409})
 
 class ChildrenNotApplied(Exception):
     """The pass stopped before it changed anything it could not finish: `reason` is the
-    Degraded condition's, `problems` name each child and what is wrong with it."""
+    Degraded condition's, `message` names each child (or image) and what is wrong with it."""
 
     def __init__(self, reason: str, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.reason = reason
         self.message = "; ".join(problems)
+
+
+class ApplyRefused(Exception):
+    """The API refused one child's manifest: the message names the child and quotes the API."""
 
 
 @dataclass(frozen=True)
@@ -228,7 +232,7 @@ class Reconciler:
             RECONCILE_ERRORS.labels(error=problem.reason).inc()
             delay = self._retry(key)
             log.warning("%s/%s: %s; retrying in %ss", *key, problem, delay)
-            await self._report_problem(body, problem)
+            await self._report_problem(key, body, problem)
             return
         except ApiError as err:
             RECONCILES.labels(result="error").inc()
@@ -520,31 +524,29 @@ class Reconciler:
             self._rolling_out.discard(key)
         ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
 
-    async def _report_problem(self, body: dict[str, Any], problem: ChildrenNotApplied) -> None:
+    async def _report_problem(
+        self, key: Key, body: dict[str, Any], problem: ChildrenNotApplied
+    ) -> None:
         """Degraded with the problem, patched only when it changed, and an Event with it."""
         current = body.get("status") or {}
-        change = problem_status(
-            body["metadata"].get("generation"), time.time(), current, problem.reason,
-            problem.message,
-        )  # fmt: skip
+        generation = body["metadata"].get("generation")
+        change = problem_status(generation, time.time(), current, problem.reason, problem.message)
         try:
             if any(current.get(k) != v for k, v in change.status.items()):
                 patched = await self.client.patch_status(
-                    kinds.MODEL_DEPLOYMENT, *_key_of(body), change.status
+                    kinds.MODEL_DEPLOYMENT, *key, change.status
                 )
                 if patched is not None:
                     body["status"] = {**current, **patched.get("status", change.status)}
                     body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
             await asyncio.gather(
-                *(self.client.post_event(body, e.reason, e.message, e.warning)
-                  for e in change.events)
-            )  # fmt: skip
+                *(
+                    self.client.post_event(body, e.reason, e.message, e.warning)
+                    for e in change.events
+                )
+            )
         except ApiError as err:
-            log.warning("%s/%s: could not report %s: %s", *_key_of(body), problem.reason, err)
-
-
-class ApplyRefused(Exception):
-    """The API refused one child's manifest: the message names the child and quotes the API."""
+            log.warning("%s/%s: could not report %s: %s", *key, problem.reason, err)
 
 
 async def _applied(
@@ -557,10 +559,6 @@ async def _applied(
         if err.status in TRANSIENT_APPLY_ERRORS:
             raise
         raise ApplyRefused(f"{manifest['kind']} {manifest['metadata']['name']}: {err}") from err
-
-
-def _key_of(body: dict[str, Any]) -> Key:
-    return body["metadata"]["namespace"], body["metadata"]["name"]
 
 
 def _conflict(manifest: dict[str, Any], existing: dict[str, Any]) -> str:

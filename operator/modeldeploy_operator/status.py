@@ -167,16 +167,19 @@ def _phase(plan: Plan, conditions: dict[str, Condition]) -> str:
     return "Ready" if conditions["Ready"].status else "Pending"
 
 
+def _status_text(cond: Condition) -> str:
+    return "True" if cond.status else "False"
+
+
 def _render(
     cond: Condition, old: dict[str, Any] | None, generation: int | None, now: float
 ) -> dict[str, Any]:
-    status_text = "True" if cond.status else "False"
     since = _timestamp(now)
-    if old is not None and old.get("status") == status_text:
+    if old is not None and old.get("status") == _status_text(cond):
         since = old["lastTransitionTime"]
     return {
         "type": cond.type,
-        "status": status_text,
+        "status": _status_text(cond),
         "reason": cond.reason,
         "message": cond.message,
         "observedGeneration": generation,
@@ -187,9 +190,7 @@ def _render(
 def _transition(cond: Condition, old: dict[str, Any] | None) -> bool:
     """A change worth an Event: the condition's status or reason moved."""
     return (
-        old is None
-        or old.get("status") != ("True" if cond.status else "False")
-        or (old.get("reason") != cond.reason)
+        old is None or old.get("status") != _status_text(cond) or old.get("reason") != cond.reason
     )
 
 
@@ -197,8 +198,7 @@ def _event(cond: Condition, old: dict[str, Any] | None) -> Event:
     bad = (cond.type == "Degraded" and cond.status) or (
         cond.type == "Ready" and not cond.status and old is not None
     )
-    status_text = "True" if cond.status else "False"
-    return Event(cond.reason, f"{cond.type}={status_text}: {cond.message}", warning=bad)
+    return Event(cond.reason, f"{cond.type}={_status_text(cond)}: {cond.message}", warning=bad)
 
 
 def problem_status(
