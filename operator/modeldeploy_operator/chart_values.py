@@ -38,6 +38,7 @@ LABEL_VALUE_PATTERN: Final = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?
 # A namespace name, or a kopf namespace pattern: a glob (`*`, `?`), `!` in front excludes.
 NAMESPACE_OR_PATTERN: Final = r"^!?[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$"
 NamespaceOrPattern = Annotated[str, Field(pattern=NAMESPACE_OR_PATTERN, max_length=64)]
+ImagePrefix = Annotated[str, Field(pattern=r"^\S+$", max_length=512)]
 MAX_REPLICAS: Final = 5
 # A starting point: memory grows with the number of ModelDeployments and their children, which
 # the operator keeps in memory from its watches.
@@ -251,6 +252,14 @@ class Values(ValuesModel):
         json_schema_extra={"uniqueItems": True},
     )
     server_image: ServerImage = Field(default_factory=ServerImage, description=ServerImage.__doc__)
+    allowed_image_prefixes: list[ImagePrefix] = Field(
+        default_factory=list,
+        description="Images a ModelDeployment may run (spec.server.image) must start with one of "
+        "these, e.g. registry.example.com/models/ (end with / to mean a path). Other images are "
+        "refused: nothing is applied, Degraded says ImageNotAllowed. Empty: any image. The "
+        "serverImage is always allowed. See docs/install.md, Who can run what.",
+        json_schema_extra={"uniqueItems": True},
+    )
     prometheus_url: str = Field(
         default=_DEFAULTS.prometheus_url,
         description="Prometheus the canary analysis queries when a ModelDeployment names none.",

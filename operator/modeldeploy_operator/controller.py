@@ -18,12 +18,11 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 import kopf
 
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.kinds import Kind
-from modeldeploy_operator.kube import ApiError, KubeClient, load_credentials
+from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_credentials
 from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
@@ -35,9 +34,17 @@ log = logging.getLogger("modeldeploy.controller")
 
 STARTUP_ATTEMPTS = 30
 PEERING_POLL_SECONDS = 2.0
+# While the apiserver does not answer, the peering poll backs off up to this.
+PEERING_MAX_BACKOFF_SECONDS = 30.0
 
 # Children are watched by the label every child carries; the watch sees only our objects.
 MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
+
+
+def peering_poll_delay(failures: int) -> float:
+    """Seconds until the next look at the peering object after `failures` failed ones in a row:
+    the usual poll, doubled per failure while the apiserver does not answer, capped."""
+    return min(PEERING_POLL_SECONDS * 2.0 ** min(failures, 16), PEERING_MAX_BACKOFF_SECONDS)
 
 
 class Controller:
@@ -237,8 +244,8 @@ class Controller:
             await asyncio.sleep(delay)
             try:
                 changed = await self._reconciler.discover_optional_kinds()
-            except ApiError as err:
-                log.warning("could not list API resources: %s", err)
+            except (ApiError, *UNREACHABLE) as err:
+                log.warning("could not list API resources: %r", err)
                 continue
             if changed:
                 for key in list(self.view.models):
@@ -250,16 +257,18 @@ class Controller:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
             # CRDs installed (or removed) since startup: Prometheus Operator, Gateway API, KEDA.
+            # An apiserver that does not answer is tried again next period: the task must live
+            # on (its end would fail /healthz and restart the pod over one network error).
             try:
                 await self._reconciler.discover_optional_kinds()
-            except ApiError as err:
-                log.warning("could not list API resources: %s", err)
+            except (ApiError, *UNREACHABLE) as err:
+                log.warning("could not list API resources: %r", err)
             # The API, not the view, is the judge: a status update the watches never delivered
             # (or a stale write answer) is repaired here.
             try:
                 changed = await self._relist()
-            except (ApiError, aiohttp.ClientError, TimeoutError) as err:
-                log.warning("could not re-list the watched objects: %s", err)
+            except (ApiError, *UNREACHABLE) as err:
+                log.warning("could not re-list the watched objects: %r", err)
                 changed = set()
             if changed:
                 log.info("re-list found %d models out of date in the view", len(changed))
@@ -272,6 +281,7 @@ class Controller:
         name = self.settings.peering
         scopes: tuple[str | None, ...] = self.settings.namespaces or (None,)
         kind = kinds.PEERING if self.settings.namespaces else kinds.CLUSTER_PEERING
+        failures = 0
         while True:
             try:
                 leading = True
@@ -282,9 +292,13 @@ class Controller:
                     peers = objects[0].get("status", {}) if objects else {}
                     now = datetime.now(UTC)
                     leading &= is_active(peers, self.identity, self.settings.peering_priority, now)
-            except ApiError as err:
-                log.warning("cannot read the peering object %s: %s", name, err)
+                failures = 0
+            except (ApiError, *UNREACHABLE) as err:
+                # Not knowing who leads, stand by; the task itself must live on (its end would
+                # fail /healthz and restart the pod over one network error).
+                log.warning("cannot read the peering object %s: %r", name, err)
                 leading = False
+                failures += 1
             if leading and not self._active.is_set():
                 log.info("leading (priority %d): reconciling", self.settings.peering_priority)
                 self._active.set()
@@ -293,7 +307,7 @@ class Controller:
             elif not leading and self._active.is_set():
                 log.info("a peer with a higher priority leads: standing by")
                 self._active.clear()
-            await asyncio.sleep(PEERING_POLL_SECONDS)
+            await asyncio.sleep(peering_poll_delay(failures))
 
     async def _process(self, key: Key) -> None:
         assert self._reconciler is not None

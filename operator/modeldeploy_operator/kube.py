@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 import aiohttp
@@ -35,6 +35,10 @@ USER_AGENT = f"modeldeploy-operator/{__version__}"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 Manifest = dict[str, Any]
+
+# What a request raises when the apiserver does not answer at all: connection refused or reset,
+# DNS, TLS, a timeout (aiohttp's ClientConnectorError is both a ClientError and an OSError).
+UNREACHABLE: Final = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 class ApiError(Exception):

@@ -15,10 +15,15 @@ Verbs, and what in the operator needs them:
   `patch`; events are POSTed (`KubeClient.post_event`, and kopf's own event poster).
 - `delete`: children that are no longer wanted (an old version after promotion, an HTTPRoute
   after the router changed) are deleted by the reconciler.
+- `update` on `modeldeployments/finalizers`, and nothing else: every child's owner reference sets
+  `blockOwnerDeletion`, which the OwnerReferencesPermissionEnforcement admission plugin (on by
+  default on OpenShift) admits only from a client that may update the owner's finalizers. No
+  finalizer is ever written.
 
-Nothing is read with `get` (the controller works from its watch-fed view), nothing is updated
-with `update`/PUT, nothing is read from Secrets (a server's `valueFrom.secretKeyRef` is resolved
-by the kubelet, not by the operator).
+Nothing is read with `get` (the controller works from its watch-fed view; a child it is about to
+create is looked up with a list by name), nothing else is updated with `update`/PUT, nothing is
+read from Secrets (a server's `valueFrom.secretKeyRef` is resolved by the kubelet, not by the
+operator).
 """
 
 from __future__ import annotations
@@ -100,6 +105,14 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
         "modeldeployments/status",
         ("patch",),
         "status reports (phase, conditions, canary weight) as merge patches",
+    ),
+    Permission(
+        MODEL_GROUP,
+        "modeldeployments/finalizers",
+        ("update",),
+        "children's owner references set blockOwnerDeletion, which the "
+        "OwnerReferencesPermissionEnforcement admission plugin (OpenShift) allows only to "
+        "whoever may update the owner's finalizers (none is written)",
     ),
     *(
         Permission(

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +44,7 @@ from modeldeploy_operator.rollout.routers.base import TrafficRouter
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.settings import OperatorSettings
-from modeldeploy_operator.status import compute_status
+from modeldeploy_operator.status import compute_status, problem_status
 from modeldeploy_operator.telemetry import (
     ANALYSIS_UNANSWERED,
     CANARY_WEIGHT,
@@ -62,7 +63,32 @@ log = logging.getLogger("modeldeploy.reconciler")
 # Recorded on every child: a change of the desired manifest that "desired ⊆ live" cannot see
 # (a removed label or env var) still triggers an apply.
 APPLIED_HASH = "modeldeploy.dev/applied-hash"
+# A failed pass is retried after RETRY_SECONDS, doubled on each consecutive failure up to
+# MAX_RETRY_SECONDS: a refusal that needs a person (an immutable field, a policy) is not
+# hammered every few seconds, and a transient one is still retried soon.
 RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 300.0
+# Degraded reasons of a pass that could not make its children so.
+CHILD_CONFLICT = "ChildConflict"
+APPLY_FAILED = "ApplyFailed"
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
+# Apply errors that are no verdict on the manifest: an object changed under us (409), a CRD
+# removed while we run (404, handled by rediscovery). Retried without a condition.
+TRANSIENT_APPLY_ERRORS = frozenset({404, 409})
+
+
+class ChildrenNotApplied(Exception):
+    """The pass stopped before it changed anything it could not finish: `reason` is the
+    Degraded condition's, `message` names each child (or image) and what is wrong with it."""
+
+    def __init__(self, reason: str, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.reason = reason
+        self.message = "; ".join(problems)
+
+
+class ApplyRefused(Exception):
+    """The API refused one child's manifest: the message names the child and quotes the API."""
 
 
 @dataclass(frozen=True)
@@ -119,6 +145,16 @@ def replicas_handover(
     }
 
 
+def pod_images(manifests: list[dict[str, Any]]) -> set[str]:
+    """Every container image the manifests' pod templates run (init containers included)."""
+    images: set[str] = set()
+    for manifest in manifests:
+        pod = manifest.get("spec", {}).get("template", {}).get("spec", {})
+        for container in [*pod.get("initContainers", []), *pod.get("containers", [])]:
+            images.add(container["image"])
+    return images
+
+
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
     if live is None:
         return True
@@ -152,6 +188,8 @@ class Reconciler:
         # Versions out of traffic whose children wait for scaleDownDelay: their deadlines
         # (monotonic). In memory: a restarted operator waits the full delay again (safe side).
         self._retiring: dict[Key, dict[str, float]] = {}
+        # Consecutive failed passes per key, for the retry backoff.
+        self._failures: dict[Key, int] = {}
 
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
@@ -165,6 +203,15 @@ class Reconciler:
             log.info("child kinds available: %s", ", ".join(sorted(self.available_kinds)))
             return True
         return False
+
+    def _retry(self, key: Key) -> float:
+        """Schedule the next attempt after a failed pass; its delay."""
+        failures = self._failures.get(key, 0)
+        delay = min(RETRY_SECONDS * 2.0**failures, MAX_RETRY_SECONDS)
+        if delay < MAX_RETRY_SECONDS:  # past the cap the count has nothing more to say
+            self._failures[key] = failures + 1
+        self.queue.add_after(key, delay)
+        return delay
 
     def watched_kinds(self) -> list[Kind]:
         return [child for child in kinds.CHILD_KINDS if child.kind in self.available_kinds]
@@ -180,6 +227,13 @@ class Reconciler:
         started = time.perf_counter()
         try:
             requeue = await self._reconcile(key, body)
+        except ChildrenNotApplied as problem:
+            RECONCILES.labels(result="error").inc()
+            RECONCILE_ERRORS.labels(error=problem.reason).inc()
+            delay = self._retry(key)
+            log.warning("%s/%s: %s; retrying in %ss", *key, problem, delay)
+            await self._report_problem(key, body, problem)
+            return
         except ApiError as err:
             RECONCILES.labels(result="error").inc()
             RECONCILE_ERRORS.labels(error=f"api-{err.status}").inc()
@@ -187,20 +241,21 @@ class Reconciler:
                 # A CRD this pass relied on was removed (Prometheus Operator or Gateway API
                 # uninstalled): look again so the retry no longer writes that kind.
                 await self.discover_optional_kinds()
+            delay = self._retry(key)
             if err.status == 409:
                 log.info("%s/%s: conflict (%s); retrying", *key, err.message)
             else:
-                log.warning("%s/%s: %s; retrying in %ss", *key, err, RETRY_SECONDS)
-            self.queue.add_after(key, RETRY_SECONDS)
+                log.warning("%s/%s: %s; retrying in %ss", *key, err, delay)
             return
         except Exception:
             RECONCILES.labels(result="error").inc()
             RECONCILE_ERRORS.labels(error="internal").inc()
-            log.exception("%s/%s: reconcile failed; retrying in %ss", *key, RETRY_SECONDS)
-            self.queue.add_after(key, RETRY_SECONDS)
+            delay = self._retry(key)
+            log.exception("%s/%s: reconcile failed; retrying in %ss", *key, delay)
             return
         finally:
             RECONCILE_DURATION.observe(time.perf_counter() - started)
+        self._failures.pop(key, None)
         RECONCILES.labels(result="requeued" if requeue else "ok").inc()
         if requeue is not None:
             self.queue.add_after(key, requeue)
@@ -219,6 +274,14 @@ class Reconciler:
         desired = desired_state(
             md, decision.plan, decision.router, self._capabilities(), self.context
         )
+        refused = [
+            f"image {image} is not allowed by this operator (allowed image prefixes: "
+            f"{', '.join(self.settings.allowed_image_prefixes)}): nothing applied"
+            for image in sorted(pod_images(desired.children))
+            if not self.settings.allows_image(image)
+        ]
+        if refused:
+            raise ChildrenNotApplied(IMAGE_NOT_ALLOWED, refused)
         retire_in = await self._apply(key, md, decision.plan, observed.children, desired)
         await self._report(key, md, body, observed, decision, desired)
         due = [t for t in (decision.plan.requeue_after, retire_in) if t is not None]
@@ -272,21 +335,62 @@ class Reconciler:
         """Apply what differs, then delete what is no longer wanted (see `_delete_unwanted`)."""
         manifests = [with_applied_hash(m) for m in desired.children]
         wanted = {(m["kind"], m["metadata"]["name"]) for m in manifests}
-        live = [(m, children.get((m["kind"], m["metadata"]["name"]))) for m in manifests]
+        copies = await asyncio.gather(*(self._live_copy(md, m, children) for m in manifests))
+        live = list(zip(manifests, copies, strict=True))
+        # Never take over what we do not control (a user's Service of the same name, another
+        # ModelDeployment's child): a forced apply would overwrite it, add our owner reference,
+        # and the garbage collector would delete it with this ModelDeployment. Nothing of this
+        # pass is applied then: a partial set of children could shift traffic or capacity.
+        foreign = [(m, body) for m, body in live if body is not None and not owned_by(body, md)]
+        if foreign:
+            raise ChildrenNotApplied(CHILD_CONFLICT, [_conflict(m, body) for m, body in foreign])
         stale = [(m, held) for m, held in live if needs_apply(m, held)]
-        for m, held in stale:
-            if (handover := replicas_handover(m, held)) is not None:
-                await self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
+        try:
+            for m, held in stale:
+                if (handover := replicas_handover(m, held)) is not None:
+                    handing = self.client.apply(handover, field_manager=HANDOVER_FIELD_MANAGER)
+                    await _applied(m, handing)
+        except ApplyRefused as refusal:
+            raise ChildrenNotApplied(APPLY_FAILED, [str(refusal)]) from refusal
         changed = [m for m, _ in stale]
         # Children are independent objects: apply them concurrently. Deletions wait until every
         # apply succeeded, so traffic never loses its new target before the old one goes.
-        for applied in await asyncio.gather(*(self.client.apply(m) for m in changed)):
-            # Kept for the next pass, so it does not apply again before the watch echoes this
-            # write -- unless the watch already delivered something newer while the other
-            # applies were in flight (a Deployment's ready status): that must not be undone.
-            if applied is not None:
-                self.view.remember_child(key, applied)
+        answers = await asyncio.gather(
+            *(_applied(m, self.client.apply(m)) for m in changed), return_exceptions=True
+        )
+        refused: list[str] = []
+        for answer in answers:
+            if isinstance(answer, ApplyRefused):
+                refused.append(str(answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            elif answer is not None:
+                # Kept for the next pass, so it does not apply again before the watch echoes
+                # this write -- unless the watch already delivered something newer while the
+                # other applies were in flight (a Deployment's ready status): not undone.
+                self.view.remember_child(key, answer)
+        if refused:
+            raise ChildrenNotApplied(APPLY_FAILED, refused)
         return await self._delete_unwanted(key, md, plan, children, wanted)
+
+    async def _live_copy(
+        self,
+        md: ModelDeployment,
+        manifest: dict[str, Any],
+        children: dict[tuple[str, str], dict[str, Any]],
+    ) -> dict[str, Any] | None:
+        """The object of this kind and name as it exists, if it does. The view holds only
+        objects with our labels: one made by someone else is invisible to it, so a child the
+        view lacks (about to be created) is looked up in the API; listed by name, since the
+        operator is granted list, not get."""
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        held = children.get((kind, name))
+        if held is not None:
+            return held
+        found = await self.client.list(
+            kind_of(manifest), md.metadata.namespace, field_selector=f"metadata.name={name}"
+        )
+        return found[0] if found else None
 
     async def _delete_unwanted(
         self,
@@ -345,6 +449,7 @@ class Reconciler:
 
     def forget(self, key: Key) -> None:
         self._retiring.pop(key, None)
+        self._failures.pop(key, None)
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)
 
@@ -418,6 +523,57 @@ class Reconciler:
         else:
             self._rolling_out.discard(key)
         ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+
+    async def _report_problem(
+        self, key: Key, body: dict[str, Any], problem: ChildrenNotApplied
+    ) -> None:
+        """Degraded with the problem, patched only when it changed, and an Event with it."""
+        current = body.get("status") or {}
+        generation = body["metadata"].get("generation")
+        change = problem_status(generation, time.time(), current, problem.reason, problem.message)
+        try:
+            if any(current.get(k) != v for k, v in change.status.items()):
+                patched = await self.client.patch_status(
+                    kinds.MODEL_DEPLOYMENT, *key, change.status
+                )
+                if patched is not None:
+                    body["status"] = {**current, **patched.get("status", change.status)}
+                    body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
+            await asyncio.gather(
+                *(
+                    self.client.post_event(body, e.reason, e.message, e.warning)
+                    for e in change.events
+                )
+            )
+        except ApiError as err:
+            log.warning("%s/%s: could not report %s: %s", *key, problem.reason, err)
+
+
+async def _applied(
+    manifest: dict[str, Any], apply: Awaitable[dict[str, Any] | None]
+) -> dict[str, Any] | None:
+    """The answer to one apply; the API's refusal of it as ApplyRefused."""
+    try:
+        return await apply
+    except ApiError as err:
+        if err.status in TRANSIENT_APPLY_ERRORS:
+            raise
+        raise ApplyRefused(f"{manifest['kind']} {manifest['metadata']['name']}: {err}") from err
+
+
+def _conflict(manifest: dict[str, Any], existing: dict[str, Any]) -> str:
+    controller = next(
+        (ref for ref in existing["metadata"].get("ownerReferences", []) if ref.get("controller")),
+        None,
+    )
+    if controller is None:
+        held = "has no controller"
+    else:
+        held = f"is controlled by {controller.get('kind')} {controller.get('name')}"
+    return (
+        f"{manifest['kind']} {manifest['metadata']['name']} already exists and {held}, not this "
+        "ModelDeployment: left alone; delete or rename it for the operator to create its own"
+    )
 
 
 def owned_by(body: dict[str, Any], md: ModelDeployment) -> bool:

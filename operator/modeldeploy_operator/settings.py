@@ -26,6 +26,16 @@ class OperatorSettings:
     peering_priority: int = 0  # with peering: the highest live priority reconciles
     peering_lifetime: int = 15  # seconds a replica's keep-alive stays valid (failover time)
     service_monitor_labels: dict[str, str] = field(default_factory=dict)
+    # Images a ModelDeployment may run (spec.server.image) must start with one of these (empty:
+    # any image). The operator's own server_image is always allowed.
+    allowed_image_prefixes: tuple[str, ...] = ()
+
+    def allows_image(self, image: str) -> bool:
+        return (
+            not self.allowed_image_prefixes
+            or image == self.server_image
+            or image.startswith(self.allowed_image_prefixes)
+        )
 
     @property
     def all_namespaces(self) -> bool:
@@ -101,6 +111,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="label put on generated ServiceMonitors/PrometheusRules so your Prometheus selects "
         "them (e.g. release=kube-prometheus-stack)",
     )
+    parser.add_argument(
+        "--allowed-image-prefix",
+        action="append",
+        default=[p for p in _env("ALLOWED_IMAGE_PREFIXES", "").split(",") if p],
+        metavar="PREFIX",
+        help="run only server images starting with PREFIX (end it with '/' to mean a registry "
+        "path; repeatable; env MODELDEPLOY_ALLOWED_IMAGE_PREFIXES=a,b); none: any image. The "
+        "--server-image is always allowed",
+    )
 
 
 def from_arguments(args: argparse.Namespace) -> OperatorSettings:
@@ -118,4 +137,5 @@ def from_arguments(args: argparse.Namespace) -> OperatorSettings:
         ),
         peering_lifetime=args.peering_lifetime,
         service_monitor_labels=labels,
+        allowed_image_prefixes=tuple(args.allowed_image_prefix),
     )

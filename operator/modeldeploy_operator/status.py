@@ -167,6 +167,62 @@ def _phase(plan: Plan, conditions: dict[str, Condition]) -> str:
     return "Ready" if conditions["Ready"].status else "Pending"
 
 
+def _status_text(cond: Condition) -> str:
+    return "True" if cond.status else "False"
+
+
+def _render(
+    cond: Condition, old: dict[str, Any] | None, generation: int | None, now: float
+) -> dict[str, Any]:
+    since = _timestamp(now)
+    if old is not None and old.get("status") == _status_text(cond):
+        since = old["lastTransitionTime"]
+    return {
+        "type": cond.type,
+        "status": _status_text(cond),
+        "reason": cond.reason,
+        "message": cond.message,
+        "observedGeneration": generation,
+        "lastTransitionTime": since,
+    }
+
+
+def _transition(cond: Condition, old: dict[str, Any] | None) -> bool:
+    """A change worth an Event: the condition's status or reason moved."""
+    return (
+        old is None or old.get("status") != _status_text(cond) or old.get("reason") != cond.reason
+    )
+
+
+def _event(cond: Condition, old: dict[str, Any] | None) -> Event:
+    bad = (cond.type == "Degraded" and cond.status) or (
+        cond.type == "Ready" and not cond.status and old is not None
+    )
+    return Event(cond.reason, f"{cond.type}={_status_text(cond)}: {cond.message}", warning=bad)
+
+
+def problem_status(
+    generation: int | None, now: float, previous: dict[str, Any], reason: str, message: str
+) -> StatusChange:
+    """The status of a pass that could not make its children so (a child someone else controls,
+    an apply the API refused): Degraded says why, and nothing else the pass planned is recorded,
+    since the cluster does not reflect it. An Event only when the problem itself changed, so a
+    retried failure is not announced on every retry."""
+    degraded = Condition("Degraded", True, reason, message)
+    old = next((c for c in previous.get("conditions", []) if c["type"] == "Degraded"), None)
+    kept = [c for c in previous.get("conditions", []) if c["type"] != "Degraded"]
+    events = []
+    if _transition(degraded, old) or (old is not None and old.get("message") != message):
+        events.append(_event(degraded, old))
+    return StatusChange(
+        status={
+            "phase": "Degraded",
+            "conditions": [*kept, _render(degraded, old, generation, now)],
+        },
+        events=events,
+    )
+
+
 def compute_status(
     md: ModelDeployment,
     plan: Plan,
@@ -204,26 +260,10 @@ def compute_status(
     rendered: list[dict[str, Any]] = []
     events: list[Event] = list(plan.events)
     for cond in conditions:
-        status_text = "True" if cond.status else "False"
         old = old_conditions.get(cond.type)
-        changed = old is None or old.get("status") != status_text
-        since = _timestamp(now) if old is None or changed else old["lastTransitionTime"]
-        rendered.append(
-            {
-                "type": cond.type,
-                "status": status_text,
-                "reason": cond.reason,
-                "message": cond.message,
-                "observedGeneration": generation,
-                "lastTransitionTime": since,
-            }
-        )
-        if changed or (old is not None and old.get("reason") != cond.reason):
-            bad = (cond.type == "Degraded" and cond.status) or (
-                cond.type == "Ready" and not cond.status and old is not None
-            )
-            message = f"{cond.type}={status_text}: {cond.message}"
-            events.append(Event(cond.reason, message, warning=bad))
+        rendered.append(_render(cond, old, generation, now))
+        if _transition(cond, old):
+            events.append(_event(cond, old))
 
     serving_version = plan.traffic_versions[0]
     serving = health.get(serving_version)

@@ -2,7 +2,9 @@
 
 Watch events for an object and its children arrive in bursts; the queue collapses them so a key
 waiting to be processed is queued once, a key being processed is re-queued once after it
-finishes, and a key can be scheduled for later (rollout steps, progress deadlines).
+finishes, and a key can be scheduled for later (rollout steps, progress deadlines, retries). A key
+has at most one timer, the earliest asked for: every pass schedules its own next one, so a later
+deadline kept beside an earlier one would only add a pass, and those would multiply with events.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class WorkQueue(Generic[K]):
         self._active: set[K] = set()
         self._dirty: set[K] = set()
         self._timers: list[tuple[float, int, K]] = []
+        self._timer_of: dict[K, tuple[float, int, K]] = {}  # the one entry of each key
         self._timer_seq = 0
         self._timer_wakeup = asyncio.Event()
 
@@ -41,8 +44,18 @@ class WorkQueue(Generic[K]):
         if delay <= 0:
             self.add(key)
             return
+        deadline = time.monotonic() + delay
+        held = self._timer_of.get(key)
+        if held is not None:
+            if held[0] <= deadline:
+                return
+            # Few entries (one per key at most): a linear removal keeps the heap exact.
+            self._timers.remove(held)
+            heapq.heapify(self._timers)
         self._timer_seq += 1
-        heapq.heappush(self._timers, (time.monotonic() + delay, self._timer_seq, key))
+        entry = (deadline, self._timer_seq, key)
+        self._timer_of[key] = entry
+        heapq.heappush(self._timers, entry)
         self._timer_wakeup.set()
 
     async def run_timers(self) -> None:
@@ -50,7 +63,9 @@ class WorkQueue(Generic[K]):
         while True:
             now = time.monotonic()
             while self._timers and self._timers[0][0] <= now:
-                self.add(heapq.heappop(self._timers)[2])
+                key = heapq.heappop(self._timers)[2]
+                del self._timer_of[key]
+                self.add(key)
             timeout = self._timers[0][0] - now if self._timers else None
             self._timer_wakeup.clear()
             with contextlib.suppress(TimeoutError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 import json
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -219,6 +221,168 @@ def test_never_ready_pods_make_the_model_degraded_with_the_reason(
     assert "unpullable.invalid/modeldeploy-server:missing" in cond["message"]
     assert md["status"]["phase"] == "Degraded"
     assert condition(md, "Ready")["status"] == "False"
+
+
+def test_a_service_someone_else_made_is_left_alone_and_reported(
+    operator: OperatorProcess, k: Kubectl
+) -> None:
+    users = k.create({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "taken"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    })  # fmt: skip
+    k.apply(model("taken"))
+
+    def conflict() -> dict[str, Any] | None:
+        md = k.get("md", "taken")
+        return md if condition(md, "Degraded").get("reason") == "ChildConflict" else None
+
+    md = eventually(conflict, what="Degraded: ChildConflict")
+    assert md["status"]["phase"] == "Degraded"
+    assert "Service taken" in condition(md, "Degraded")["message"]
+    selector = "involvedObject.name=taken,reason=ChildConflict"
+    events = k.run("get", "events", "-o", "json", "--field-selector", selector)
+    assert [e["involvedObject"]["kind"] for e in json.loads(events)["items"]] == ["ModelDeployment"]
+    after = k.get("service", "taken")
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == users["metadata"]["resourceVersion"]
+    assert after["spec"]["selector"] == {"app": "web"}
+    assert k.get("deployment", "taken-v1") is None  # nothing of a half-made model
+
+    k.run("delete", "md/taken", "--wait=true")
+    survivor = k.get("service", "taken")
+    # Without an owner reference the garbage collector has no reason ever to delete it.
+    assert survivor is not None and survivor["metadata"]["uid"] == users["metadata"]["uid"]
+    assert "ownerReferences" not in survivor["metadata"]
+
+
+DENIAL = "Services are frozen in this namespace"
+
+
+@pytest.fixture
+def services_denied(kube: Kubectl, namespace: str) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy that refuses every Service write in this test's namespace
+    (policies are cluster-scoped: bound to the namespace by name, removed afterwards)."""
+    name = f"{namespace}-deny-services"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+                "operations": ["CREATE", "UPDATE"],
+            }]},
+            "validations": [{"expression": "false", "message": DENIAL}],
+        },
+    }  # fmt: skip
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+            },
+        },
+    }
+    try:
+        kube.apply(policy, binding)
+        k = kube.in_namespace(namespace)
+
+        def enforced() -> bool:
+            try:
+                k.run("create", "service", "clusterip", "probe", "--tcp=80", "--dry-run=server")
+            except KubectlError as err:
+                return DENIAL in err.stderr
+            return False
+
+        eventually(enforced, what="the admission policy enforced")
+        yield
+    finally:
+        kube.run("delete", "validatingadmissionpolicybinding", name, "--ignore-not-found")
+        kube.run("delete", "validatingadmissionpolicy", name, "--ignore-not-found")
+
+
+def _errors(operator: OperatorProcess, reason: str) -> float:
+    prefix = f'modeldeploy_operator_reconcile_errors_total{{error="{reason}"}}'
+    lines = [m for m in operator.metrics().splitlines() if m.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_an_apply_the_api_refuses_is_reported_once_and_retried(
+    operator: OperatorProcess, k: Kubectl, services_denied: None
+) -> None:
+    before = _errors(operator, "ApplyFailed")
+    k.apply(model("refused"))
+
+    def refused() -> dict[str, Any] | None:
+        md = k.get("md", "refused")
+        return md if condition(md, "Degraded").get("reason") == "ApplyFailed" else None
+
+    md = eventually(refused, what="Degraded: ApplyFailed")
+    assert md["status"]["phase"] == "Degraded"
+    message = condition(md, "Degraded")["message"]
+    assert "Service refused" in message and DENIAL in message, message
+    # Refused again on every later pass (timed retries and passes the pods' events start):
+    # still a single Event.
+    eventually(
+        lambda: _errors(operator, "ApplyFailed") >= before + 4, timeout=120, what="4 refusals"
+    )
+    selector = "involvedObject.name=refused,reason=ApplyFailed"
+    events = json.loads(k.run("get", "events", "-o", "json", "--field-selector", selector))
+    assert len(events["items"]) == 1, events["items"]
+
+
+@pytest.fixture
+def own_namespace(kube: Kubectl) -> Iterator[Kubectl]:
+    # Outside `<prefix>-*`: only the test's own operator (with its own settings) acts here.
+    name = f"images-{uuid.uuid4().hex[:6]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield kube.in_namespace(name)
+    kube.delete("namespace", name)
+
+
+def test_images_outside_the_allowed_prefixes_are_refused(
+    own_namespace: Kubectl, tmp_path: Path
+) -> None:
+    k = own_namespace
+    policy = ("--allowed-image-prefix", "allowed.example/models/")
+    limited = OperatorProcess(
+        k.kubeconfig, tmp_path / "operator.log", *policy, namespaces=str(k.namespace)
+    )
+    limited.start()
+    try:
+        k.apply(model("elsewhere", server={"image": "elsewhere.example/miner:1"}))
+        k.apply(model("allowed", server={"image": "allowed.example/models/server:1"}))
+        k.apply(model("default"))  # the operator's own server image
+
+        def refused() -> dict[str, Any] | None:
+            md = k.get("md", "elsewhere")
+            return md if condition(md, "Degraded").get("reason") == "ImageNotAllowed" else None
+
+        md = eventually(refused, what="Degraded: ImageNotAllowed")
+        assert md["status"]["phase"] == "Degraded"
+        assert "elsewhere.example/miner:1" in condition(md, "Degraded")["message"]
+        selector = "involvedObject.name=elsewhere,reason=ImageNotAllowed"
+        events = json.loads(k.run("get", "events", "-o", "json", "--field-selector", selector))
+        assert len(events["items"]) == 1
+        for name, image in (
+            ("allowed", "allowed.example/models/server:1"),
+            ("default", SERVER_IMAGE),
+        ):
+            ready = wait_ready(k, name)
+            assert condition(ready, "Degraded")["status"] == "False"
+            deployment = k.get("deployment", f"{name}-v1")
+            assert deployment is not None
+            containers = deployment["spec"]["template"]["spec"]["containers"]
+            assert {c["image"] for c in containers} == {image}
+        # Nothing of the refused model was made.
+        assert k.list("deployments", f"{naming.LABEL_MODEL}=elsewhere") == []
+        assert k.list("services", f"{naming.LABEL_MODEL}=elsewhere") == []
+    finally:
+        limited.stop()
 
 
 def _invalid_examples() -> list[Path]:

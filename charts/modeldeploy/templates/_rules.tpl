@@ -14,6 +14,12 @@ Arguments: scope (watched | cluster), namespaced, peering, peeringName.
 - apiGroups: ["modeldeploy.dev"]
   resources: ["modeldeployments/status"]
   verbs: ["patch"]
+# modeldeployments/finalizers: update — children's owner references set blockOwnerDeletion, which
+# the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) allows only to whoever may
+# update the owner's finalizers (none is written).
+- apiGroups: ["modeldeploy.dev"]
+  resources: ["modeldeployments/finalizers"]
+  verbs: ["update"]
 # deployments: list, watch, create, patch, delete — one Deployment per live model version: watched,
 # applied server-side (create/patch), deleted when no longer wanted.
 - apiGroups: ["apps"]

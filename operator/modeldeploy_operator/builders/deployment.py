@@ -3,7 +3,9 @@
 Where the artifact comes from (the contract with `modeldeploy fetch` and `modeldeploy serve`):
 
 - any URI but pvc:// — an init container runs `modeldeploy fetch URI /mnt/models [--sha256 HEX]`
-  into an emptyDir, and the server runs with `--model-dir /mnt/models`;
+  into an emptyDir, and the server runs with `--model-dir /mnt/models [--sha256 HEX]`: the
+  fetcher refuses a download that does not match, the server the bytes it loads (a pinned
+  pickle is then loaded as pinned, not with a warning);
 - `pvc://CLAIM/PATH` — nothing is copied: the claim is mounted read-only at `/mnt/pvc/CLAIM`
   and the server runs with `--model-dir` set to the artifact's directory there: PATH itself
   when it names a directory, its parent when its last segment is a file (ends in .joblib,
@@ -179,7 +181,7 @@ def build_deployment(md: ModelDeployment, plan: TrackPlan, ctx: BuildContext) ->
     ]
     if server.workers is not None:
         serve_args += ["--workers", str(server.workers)]
-    if model.sha256 is not None and not storage.fetch:
+    if model.sha256 is not None:
         serve_args += ["--sha256", model.sha256]
     serving = container(SERVER_CONTAINER, serve_args)
     serving["ports"] = [{"name": PORT_NAME, "containerPort": ctx.port, "protocol": "TCP"}]

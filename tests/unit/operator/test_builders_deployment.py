@@ -155,12 +155,14 @@ class TestStorage:
         assert {"name": "model", "mountPath": "/mnt/models"} in fetch["volumeMounts"]
         server = _server(_deployment(md, ctx))
         assert _arg(server["args"], "--model-dir") == "/mnt/models"
-        assert "--sha256" not in server["args"]  # verified once, by the fetcher
+        # The server checks the bytes it loads too (and so loads a pickle pinned, not warned).
+        assert _arg(server["args"], "--sha256") == SHA
         assert {"name": "model", "mountPath": "/mnt/models"} in server["volumeMounts"]
 
     def test_fetch_without_sha(self, make_md: MakeMd, ctx: BuildContext) -> None:
         [fetch] = _pod(_deployment(make_md(), ctx))["initContainers"]
         assert "--sha256" not in fetch["args"]
+        assert "--sha256" not in _server(_deployment(make_md(), ctx))["args"]
 
     def test_pvc_is_mounted_read_only_without_a_fetcher(
         self, make_md: MakeMd, ctx: BuildContext

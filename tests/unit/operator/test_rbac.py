@@ -4,8 +4,11 @@ nothing it never touches is."""
 from __future__ import annotations
 
 from modeldeploy_operator import kinds, rbac
+from modeldeploy_operator.builders.meta import owner_reference
 from modeldeploy_operator.controller import Controller
 from modeldeploy_operator.settings import OperatorSettings
+
+from tests.unit.operator.factories import MakeMd
 
 
 def _granted(*, namespaced: bool = False, peering: bool = False) -> dict[tuple[str, str], set[str]]:
@@ -50,17 +53,38 @@ def test_pods_are_only_read() -> None:
 
 def test_nothing_is_granted_beyond_the_known_kinds() -> None:
     known = {(k.group, k.plural) for k in kinds.BY_MANIFEST.values()}
-    known |= {(rbac.MODEL_GROUP, "modeldeployments/status"), ("", "namespaces")}
+    known |= {
+        (rbac.MODEL_GROUP, "modeldeployments/status"),
+        (rbac.MODEL_GROUP, "modeldeployments/finalizers"),
+        ("", "namespaces"),
+    }
     granted = {(p.group, p.resource) for p in rbac.PERMISSIONS}
     assert granted <= known, granted - known
 
 
-def test_no_secrets_no_wildcards_no_get_or_update() -> None:
+def test_no_secrets_no_wildcards_no_get_and_update_only_for_blocking_owner_deletion() -> None:
     for permission in rbac.PERMISSIONS:
         assert "secrets" not in permission.resource
         assert "*" not in (permission.group, permission.resource, *permission.verbs)
         # The controller works from its watch-fed view and writes by server-side apply.
-        assert not {"get", "update", "deletecollection"} & set(permission.verbs), permission
+        assert not {"get", "deletecollection"} & set(permission.verbs), permission
+        if "update" in permission.verbs:
+            assert (permission.resource, permission.verbs) == (
+                "modeldeployments/finalizers",
+                ("update",),
+            ), permission
+
+
+def test_children_that_block_their_owners_deletion_may_do_so(make_md: MakeMd) -> None:
+    """The OwnerReferencesPermissionEnforcement admission plugin (on by default on OpenShift)
+    admits an owner reference with blockOwnerDeletion only from a client that may update the
+    owner's finalizers: without that grant it refuses every child the operator applies."""
+    reference = owner_reference(make_md())
+    assert reference["blockOwnerDeletion"] is True
+    granted = _granted()
+    assert granted[(rbac.MODEL_GROUP, "modeldeployments/finalizers")] == {"update"}
+    # Namespace-limited installations apply the same children.
+    assert "update" in _granted(namespaced=True)[(rbac.MODEL_GROUP, "modeldeployments/finalizers")]
 
 
 def test_modes_add_only_their_own_permissions() -> None:

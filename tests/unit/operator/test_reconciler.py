@@ -35,6 +35,8 @@ class FakeClient:
         self.deleted: list[tuple[str, str]] = []
         self.calls: list[str] = []  # "apply Kind/name" and "delete plural/name", in order
         self.failing: dict[str, ApiError] = {}  # by kind: the error its applies answer
+        # Objects the API holds that the watch-fed view never sees (they lack our labels).
+        self.existing: dict[tuple[str, str], Body] = {}
         # Called with each apply's answer before it is returned (a watch event racing it).
         self.while_applying: Callable[[Body], None] = lambda _: None
 
@@ -64,6 +66,18 @@ class FakeClient:
 
     async def exists(self, kind: Kind) -> bool:
         return False
+
+    async def list(
+        self,
+        kind: Kind,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[Body]:
+        assert label_selector is None and field_selector is not None
+        name = field_selector.removeprefix("metadata.name=")
+        found = self.existing.get((kind.kind, name))
+        return [copy.deepcopy(found)] if found is not None else []
 
 
 def ready(deployment: Body, version: int) -> Body:
@@ -254,7 +268,7 @@ def test_a_child_without_our_owner_reference_is_never_deleted() -> None:
     assert client.deleted == []
 
 
-def test_a_failed_apply_deletes_nothing_writes_no_status_and_retries() -> None:
+def test_a_failed_apply_deletes_nothing_writes_nothing_planned_and_retries() -> None:
     reconciler, client, view = reconciler_for(md_body(replicas=1, rollout={"scaleDownDelay": "0s"}))
     view.remember_child(KEY, retired_deployment("0"))
     client.failing["Service"] = ApiError(422, "Invalid", "spec.selector: field is immutable")
@@ -264,4 +278,152 @@ def test_a_failed_apply_deletes_nothing_writes_no_status_and_retries() -> None:
         return len(reconciler.queue._timers)
 
     assert asyncio.run(one_pass()) == 1  # the key comes back after the retry delay
-    assert client.deleted == [] and client.statuses == []
+    assert client.deleted == []
+    # Only the Degraded report: nothing the pass planned (a rollout step) is recorded.
+    assert [set(status) for status in client.statuses] == [{"phase", "conditions"}]
+
+
+def conditions(status: Body) -> dict[str, Body]:
+    return {c["type"]: c for c in status["conditions"]}
+
+
+def users_service() -> Body:
+    """A Service `iris` a user made before the ModelDeployment: none of our labels or owners."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "iris", "namespace": "models", "resourceVersion": "7"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+    }
+
+
+def test_an_object_we_do_not_control_is_never_applied_and_is_reported() -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1))
+    client.existing[("Service", "iris")] = users_service()
+
+    async def two_passes() -> None:
+        await reconciler.reconcile(KEY)
+        await reconciler.reconcile(KEY)
+
+    asyncio.run(two_passes())
+    assert client.applied == [] and client.deleted == []
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ChildConflict")
+    assert "Service iris" in degraded["message"]
+    # One Event for the conflict, not one per pass; and the key is checked again later.
+    assert [reason for reason, _ in client.events] == ["ChildConflict"]
+    assert len(reconciler.queue._timers) >= 1
+
+
+def test_a_watched_child_owned_by_another_object_is_never_applied() -> None:
+    reconciler, client, view = reconciler_for(md_body(replicas=1))
+    asyncio.run(reconciler.reconcile(KEY))
+    deployment = copy.deepcopy(view.children_of(KEY)[("Deployment", "iris-v1")])
+    # Same name and labels, another owner (a ModelDeployment deleted and made again, say).
+    deployment["metadata"]["ownerReferences"] = [{"uid": "someone-else", "controller": True}]
+    deployment["metadata"]["resourceVersion"] = "10000"
+    deployment["spec"]["replicas"] = 5
+    view.remember_child(KEY, deployment)
+    client.applied.clear()
+
+    asyncio.run(reconciler.reconcile(KEY))
+    assert "Deployment" not in {m["kind"] for m in client.applied}
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert degraded["reason"] == "ChildConflict" and "Deployment iris-v1" in degraded["message"]
+
+
+def retry_delays(reconciler: Reconciler) -> list[float]:
+    """Records the delay of every retry the reconciler schedules."""
+    delays: list[float] = []
+    schedule = reconciler.queue.add_after
+
+    def recording(key: Key, delay: float) -> None:
+        delays.append(delay)
+        schedule(key, delay)
+
+    reconciler.queue.add_after = recording  # type: ignore[method-assign]
+    return delays
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiError(422, "Invalid", "spec.selector: Invalid value: field is immutable"),
+        ApiError(403, "Forbidden", 'services "iris" is forbidden: User cannot patch services'),
+        ApiError(403, "Forbidden", 'admission webhook "policy.example" denied the request'),
+    ],
+)
+def test_an_apply_the_api_refuses_is_reported_once_and_retried_with_backoff(
+    error: ApiError,
+) -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1))
+    delays = retry_delays(reconciler)
+    client.failing["Service"] = error
+
+    async def passes(count: int) -> None:
+        for _ in range(count):
+            await reconciler.reconcile(KEY)
+
+    asyncio.run(passes(12))
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ApplyFailed")
+    assert "Service iris" in degraded["message"] and error.message in degraded["message"]
+    assert [reason for reason, _ in client.events] == ["ApplyFailed"]
+    assert len(client.statuses) == 1
+    # Exponential from 5 s, capped at 5 minutes.
+    assert delays[:4] == [5.0, 10.0, 20.0, 40.0]
+    assert max(delays) == delays[-1] == 300.0
+
+    del client.failing["Service"]
+    asyncio.run(passes(1))
+    assert conditions(client.statuses[-1])["Degraded"]["status"] == "False"
+    client.failing["Service"] = error
+    asyncio.run(passes(1))
+    assert delays[-1] == 5.0  # a success starts the backoff again
+
+
+def test_a_conflict_or_a_missing_kind_is_retried_without_a_condition() -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1))
+    client.failing["Service"] = ApiError(409, "Conflict", "the object has been modified")
+    asyncio.run(reconciler.reconcile(KEY))
+    assert client.statuses == [] and client.events == []
+
+
+ALLOWED = ("registry.example/models/",)
+
+
+def with_allowed_prefixes(reconciler: Reconciler, prefixes: tuple[str, ...]) -> None:
+    reconciler.settings = OperatorSettings(server_image=IMAGE, allowed_image_prefixes=prefixes)
+
+
+def test_an_image_outside_the_allowed_prefixes_is_refused_and_reported() -> None:
+    body = md_body(replicas=1, server={"image": "elsewhere.example/miner:1"})
+    reconciler, client, _ = reconciler_for(body)
+    with_allowed_prefixes(reconciler, ALLOWED)
+
+    async def two_passes() -> None:
+        await reconciler.reconcile(KEY)
+        await reconciler.reconcile(KEY)
+
+    asyncio.run(two_passes())
+    assert client.applied == [] and client.deleted == []
+    degraded = conditions(client.statuses[-1])["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ImageNotAllowed")
+    assert "elsewhere.example/miner:1" in degraded["message"]
+    assert "registry.example/models/" in degraded["message"]
+    assert [reason for reason, _ in client.events] == ["ImageNotAllowed"]
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        {"image": "registry.example/models/iris-server:2"},
+        {},  # the operator's own server image is always allowed
+    ],
+)
+def test_allowed_prefixes_admit_their_images_and_the_operators_own(server: Body) -> None:
+    reconciler, client, _ = reconciler_for(md_body(replicas=1, server=server))
+    with_allowed_prefixes(reconciler, ALLOWED)
+    asyncio.run(reconciler.reconcile(KEY))
+    assert "Deployment" in {m["kind"] for m in client.applied}
+    assert all(reason != "ImageNotAllowed" for reason, _ in client.events)

@@ -75,3 +75,34 @@ def test_delayed_keys_arrive_after_their_delay() -> None:
     early, final = asyncio.run(scenario())
     assert early == ["now"]
     assert final == ["now", "late"]
+
+
+def test_one_timer_per_key_the_earliest_deadline_wins() -> None:
+    """Watch events during a wait that each schedule a recheck must not multiply the passes."""
+
+    async def scenario() -> list[str]:
+        queue: WorkQueue[str] = WorkQueue()
+        seen: list[str] = []
+
+        async def process(key: str) -> None:
+            seen.append(key)
+
+        queue.add_after("a", 3600)
+        queue.add_after("a", 0.02)  # earlier: replaces the hour
+        queue.add_after("a", 0.05)  # later than the one held: ignored
+        queue.add_after("b", 3600)
+        assert sorted(key for *_, key in queue._timers) == ["a", "b"]
+        tasks = [
+            asyncio.create_task(queue.run_timers()),
+            asyncio.create_task(queue.run_worker(process)),
+        ]
+        async with asyncio.timeout(30):  # guards against hanging only
+            while not seen:
+                await asyncio.sleep(0.01)
+        # Nothing left that could run "a" again; "b" keeps its single timer.
+        assert [key for *_, key in queue._timers] == ["b"]
+        for t in tasks:
+            t.cancel()
+        return seen
+
+    assert asyncio.run(scenario()) == ["a"]

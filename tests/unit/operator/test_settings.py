@@ -1,0 +1,36 @@
+"""The operator's settings from flags and environment variables."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from modeldeploy_operator.settings import OperatorSettings, add_arguments, from_arguments
+
+
+def settings_from(*argv: str) -> OperatorSettings:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return from_arguments(parser.parse_args(argv))
+
+
+def test_allowed_image_prefixes_come_from_repeated_flags_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert settings_from().allowed_image_prefixes == ()
+    flags = settings_from("--allowed-image-prefix", "a.example/x/", "--allowed-image-prefix", "b/")
+    assert flags.allowed_image_prefixes == ("a.example/x/", "b/")
+    monkeypatch.setenv("MODELDEPLOY_ALLOWED_IMAGE_PREFIXES", "c.example/,d.example/")
+    assert settings_from().allowed_image_prefixes == ("c.example/", "d.example/")
+
+
+def test_an_image_is_allowed_by_a_prefix_or_as_the_operators_own() -> None:
+    anything = OperatorSettings(server_image="ghcr.io/x/server:1")
+    assert anything.allows_image("elsewhere.example/miner:1")
+    limited = OperatorSettings(
+        server_image="ghcr.io/x/server:1", allowed_image_prefixes=("registry.example/models/",)
+    )
+    assert limited.allows_image("registry.example/models/iris:2")
+    assert limited.allows_image("ghcr.io/x/server:1")
+    assert not limited.allows_image("registry.example/models-untrusted/iris:2")
+    assert not limited.allows_image("elsewhere.example/miner:1")
