@@ -2,13 +2,17 @@
 
 Trains and saves a real iris model, serves it with the real model server for one prediction,
 installs the CRD, starts the operator in the background, applies `examples/iris.yaml` and waits
-for the ModelDeployment to become Ready, then shows what the operator built. The cluster and the
-operator keep running afterwards; `make cluster-down` stops both.
+for the ModelDeployment to become Ready on the real node, then shows what the operator built and
+a prediction from its pods through the model's Service. Then it rolls out version 2 through the
+local Gateway (Traefik), printing the weight the operator declares next to the split measured
+over requests sent meanwhile. The cluster and the operator keep running afterwards; `make
+cluster-down` stops both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import signal
@@ -20,6 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from modeldeploy_operator import naming
+
 ROOT = Path(__file__).resolve().parents[2]
 STATE = ROOT / ".cluster"
 KUBECONFIG = STATE / "kubeconfig"
@@ -28,6 +34,11 @@ OPERATOR_LOG = STATE / "operator.log"
 EXAMPLE = ROOT / "examples" / "iris.yaml"
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
 DEMO_NAMESPACE = "default"
+# The local Gateway (cluster/platform/gateway.sh); the example itself names none, so that it
+# works on any cluster.
+GATEWAY = {"name": "web", "namespace": "modeldeploy-system"}
+DEMO_HOSTNAME = "iris.demo.local"
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
 
 
 def say(text: str) -> None:
@@ -88,7 +99,7 @@ def predict_locally(directory: Path, digest: str) -> None:
                         break
             except OSError:
                 time.sleep(0.1)
-        body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}).encode()
+        body = json.dumps({"instances": IRIS_ROWS}).encode()
         request = urllib.request.Request(
             f"{base}/v1/models/iris:predict",
             data=body,
@@ -157,6 +168,97 @@ def wait_ready(name: str, timeout: float = 120) -> dict[str, Any]:
     raise SystemExit(f"{name} did not become Ready in {timeout:.0f}s; see {OPERATOR_LOG}")
 
 
+def predict_through_the_service(name: str) -> None:
+    service = json.loads(kubectl("get", "service", name, "-o", "json", capture=True))
+    port = service["spec"]["ports"][0]["port"]
+    url = f"http://{service['spec']['clusterIP']}:{port}/v1/models/{name}:predict"
+    body = json.dumps({"instances": IRIS_ROWS}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    # Ready pods reach kube-proxy's rules a moment after they are ready.
+    for _ in range(50):
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                say(f"the pods answered through Service {name} ({url}): {resp.read().decode()}")
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"no answer through Service {name} at {url}")
+
+
+def gateway_address() -> tuple[str, int]:
+    gateway = json.loads(
+        kubectl("get", "gateway", "-n", GATEWAY["namespace"], GATEWAY["name"], "-o", "json",
+                capture=True)
+    )  # fmt: skip
+    port = gateway["spec"]["listeners"][0]["port"]
+    return gateway["status"]["addresses"][0]["value"], int(port)
+
+
+def ask_gateway(connection: http.client.HTTPConnection, name: str) -> str:
+    """The version that answered one V2 request through the Gateway, or the error."""
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": IRIS_ROWS[0]}]}
+    connection.request(
+        "POST",
+        f"/v2/models/{name}/infer",
+        body=json.dumps(body),
+        headers={"Host": DEMO_HOSTNAME, "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    text = response.read().decode()
+    if response.status != 200:
+        return f"HTTP {response.status}"
+    return str(json.loads(text)["model_version"])
+
+
+def roll_out_through_the_gateway(name: str) -> None:
+    """Route through the local Gateway, then roll out version 2 with short steps, printing the
+    declared weight and the split measured over the requests of each 2-second period."""
+    traffic = {"router": "GatewayAPI", "gatewayRef": GATEWAY, "hostnames": [DEMO_HOSTNAME]}
+    gateway = f"{GATEWAY['namespace']}/{GATEWAY['name']}"
+    say(f"routing {name} through the Gateway {gateway} (host {DEMO_HOSTNAME})")
+    patch = json.dumps({"spec": {"traffic": traffic}})
+    kubectl("patch", "md", name, "--type", "merge", "-p", patch)
+    host, port = gateway_address()
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    for _ in range(100):
+        try:
+            if ask_gateway(connection, name) == "1":
+                break
+        except (OSError, http.client.HTTPException):
+            connection.close()
+        time.sleep(0.2)
+    else:
+        raise SystemExit(f"no answer from version 1 through the Gateway at {host}:{port}")
+    version_2 = {
+        "model": {"version": "2", "storageUri": "http://iris-model-store/iris/2/model.joblib"},
+        "rollout": {"stepInterval": "10s"},
+    }
+    say("kubectl patch md iris: version 2, steps of 10s (the example's are 60s)")
+    kubectl("patch", "md", name, "--type", "merge", "-p", json.dumps({"spec": version_2}))
+    print(f"    {'time':>5}  {'declared':>8}  measured over the last 2 s", flush=True)
+    started = time.monotonic()
+    while time.monotonic() - started < 300:
+        answers: dict[str, int] = {}
+        period_end = time.monotonic() + 2
+        while time.monotonic() < period_end:
+            try:
+                version = ask_gateway(connection, name)
+            except (OSError, http.client.HTTPException) as e:
+                version = type(e).__name__
+                connection.close()
+            answers[version] = answers.get(version, 0) + 1
+        status = json.loads(kubectl("get", "md", name, "-o", "json", capture=True))["status"]
+        total = sum(answers.values())
+        declared = f"{status.get('canaryWeight', 0)}%" if status.get("canaryVersion") else "-"
+        shares = ", ".join(f"v{v}: {100 * n / total:.0f}%" for v, n in sorted(answers.items()))
+        print(f"    {time.monotonic() - started:4.0f}s  {declared:>8}  {shares} ({total} requests)",
+              flush=True)  # fmt: skip
+        if status.get("stableVersion") == "2" and status.get("phase") == "Ready":
+            say("version 2 promoted: it serves all traffic")
+            return
+    raise SystemExit(f"version 2 was not promoted in 300s; see {OPERATOR_LOG}")
+
+
 def main() -> int:
     model_dir = STATE / "models" / "iris" / "1"
     say(f"training an iris classifier into {model_dir}")
@@ -167,15 +269,20 @@ def main() -> int:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
     kubectl("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
     start_operator()
+    # A second run starts over: the first one left version 2 routed through the Gateway.
+    kubectl("delete", "md", "iris", "--namespace", DEMO_NAMESPACE, "--ignore-not-found", "--wait")
     say(f"kubectl apply -f {EXAMPLE.relative_to(ROOT)}")
     kubectl("apply", "--namespace", DEMO_NAMESPACE, "-f", str(EXAMPLE))
-    md = wait_ready("iris")
+    md = wait_ready("iris", timeout=300)
     say("what the operator built:")
     kubectl("get", "md,deploy,svc,hpa", "-o", "wide")
+    kubectl("get", "pods", "-l", f"{naming.LABEL_MODEL}=iris", "-o", "wide")
+    predict_through_the_service("iris")
     say("status conditions:")
     for cond in md["status"]["conditions"]:
         reason, message = cond.get("reason", ""), cond.get("message", "")
         print(f"    {cond['type']:<12} {cond['status']:<6} {reason}: {message}")
+    roll_out_through_the_gateway("iris")
     say(
         "the cluster and the operator keep running (KUBECONFIG=.cluster/kubeconfig); "
         "`make cluster-down` stops everything"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -409,3 +410,45 @@ def test_the_replica_ratio_router_loses_no_request_across_promotion_and_abort(
     assert [declared for declared, _, _ in split] == [25, 50], split
     assert all(share > 0 for _, share, _ in split), split
     assert versions[STABLE] > 0 and versions[HEALTHY] > 0, versions
+
+
+def test_the_hpa_scales_a_version_up_under_cpu_load_and_back_down(site: Site) -> None:
+    """metrics-server reads the pods' real CPU from the kubelet; the HPA the operator wrote
+    scales on it."""
+    name = "autoscaled"
+    body = site.model(name, STABLE, [50])
+    # 100 requests/s cost a LogisticRegression pod well above half of a 50m CPU request.
+    body["spec"]["autoscaling"] = {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "targetCPUUtilizationPercentage": 50,
+        "scaleDownStabilization": "15s",
+    }
+    site.k.apply(body)
+    wait_ready(site.k, name, timeout=300)
+    target = naming.track_name(name, STABLE)  # the version's Deployment and its HPA
+
+    def replicas() -> int:
+        return int(((site.k.get("deployment", target) or {}).get("spec") or {}).get("replicas", 0))
+
+    def cpu_utilization() -> int | None:
+        hpa = site.k.get("hpa", target) or {}
+        for metric in (hpa.get("status") or {}).get("currentMetrics") or []:
+            if metric.get("type") == "Resource" and metric["resource"]["name"] == "cpu":
+                return int(metric["resource"]["current"]["averageUtilization"])
+        return None
+
+    start = time.monotonic()
+    with site.load(name) as load:
+        eventually(lambda: replicas() >= 2, timeout=240, interval=2, what=f"{target} scaled up")
+        up_after = time.monotonic() - start
+        busy = cpu_utilization()
+        eventually(lambda: replicas() == 3, timeout=120, interval=2, what=f"{target} at 3 pods")
+    assert busy is not None and busy > 50, busy
+    stopped = time.monotonic()
+    eventually(lambda: replicas() == 1, timeout=300, interval=2, what=f"{target} scaled down")
+    down_after = time.monotonic() - stopped
+    print(
+        f"HPA on real CPU: {busy}% of the request under load, 2 pods after {up_after:.0f}s, "
+        f"back to 1 pod {down_after:.0f}s after the load stopped ({len(load.answers)} requests)"
+    )
