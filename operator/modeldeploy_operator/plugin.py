@@ -27,7 +27,7 @@ from typing import Any, Final, TextIO
 
 from modeldeploy_operator import api
 from modeldeploy_operator.api import ModelDeploymentStatus
-from modeldeploy_operator.rollout.analysis import (
+from modeldeploy_operator.rollout.analysis.checks import (
     COMPARE_CLIENT_ERRORS_WITH_STABLE,
     COMPARE_WITH_STABLE,
     DRIFT,

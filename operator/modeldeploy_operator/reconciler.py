@@ -30,7 +30,9 @@ from modeldeploy_operator.desired import Capabilities, DesiredState, desired_sta
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
-from modeldeploy_operator.rollout.analysis import AnalysisError, Outcome, run_analysis
+from modeldeploy_operator.rollout.analysis.prometheus import AnalysisError
+from modeldeploy_operator.rollout.analysis.run import run_analysis
+from modeldeploy_operator.rollout.analysis.verdict import Outcome
 from modeldeploy_operator.rollout.machine import plan_tracks
 from modeldeploy_operator.rollout.plan import AnalysisUnavailable, Plan, Routing
 from modeldeploy_operator.rollout.requests import pending_request

@@ -14,7 +14,7 @@ from modeldeploy_operator.api import (
     parse_duration,
 )
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.rollout.analysis import Outcome
+from modeldeploy_operator.rollout.analysis.verdict import Outcome
 from modeldeploy_operator.rollout.plan import AnalysisUnavailable, Routing
 from modeldeploy_operator.rollout.requests import Request
 

@@ -42,7 +42,7 @@ from modeldeploy_operator.api import (
 )
 from modeldeploy_operator.builders import TrackPlan
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.rollout.analysis import Outcome
+from modeldeploy_operator.rollout.analysis.verdict import Outcome
 from modeldeploy_operator.rollout.context import AnalysisAnswer, RolloutContext
 from modeldeploy_operator.rollout.plan import (
     ANALYSIS_UNAVAILABLE,
