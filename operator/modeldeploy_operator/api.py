@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
+from modeldeploy_serving.contract import ENV_MODEL, ENV_VERSION
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -44,8 +45,6 @@ CATEGORIES: Final = ("modeldeploy",)
 
 # Environment variables the operator sets on every serving pod (CONVENTIONS: the server labels its
 # metrics from them); a user may not override them through spec.server.env.
-ENV_MODEL: Final = "MODELDEPLOY_MODEL"
-ENV_VERSION: Final = "MODELDEPLOY_VERSION"
 RESERVED_ENV: Final = (ENV_MODEL, ENV_VERSION)
 
 # Limits that keep the CEL rules inside the apiserver's cost budget: CEL cost is estimated from

@@ -25,6 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
+from modeldeploy_serving.contract import (
+    REQUEST_ANNOTATION,
+    REQUEST_CANARY_ANNOTATION,
+    REQUEST_ID_ANNOTATION,
+)
+
 from modeldeploy_operator import api
 from modeldeploy_operator.api import ModelDeploymentStatus
 from modeldeploy_operator.rollout.analysis.checks import (
@@ -35,9 +41,6 @@ from modeldeploy_operator.rollout.analysis.checks import (
     SUCCESS_RATE,
 )
 from modeldeploy_operator.rollout.requests import (
-    REQUEST_ANNOTATION,
-    REQUEST_CANARY_ANNOTATION,
-    REQUEST_ID_ANNOTATION,
     REQUEST_VERBS,
     Request,
     paused_by_request,

@@ -1,8 +1,9 @@
 """The request contract: one-shot requests from `kubectl modeldeploy promote|abort|pause|resume`.
 
-The plugin writes, the operator reads, both from this module. A request never touches `spec` (a
-GitOps tool that owns the spec would revert it, or report drift); it merge-patches three
-annotations:
+The plugin writes, the operator reads, both from this module (the annotation names are in
+`modeldeploy_serving.contract`, with everything else the components agree on). A request never
+touches `spec` (a GitOps tool that owns the spec would revert it, or report drift); it
+merge-patches three annotations:
 
     modeldeploy.dev/request: promote | abort | pause | resume
     modeldeploy.dev/request-id: <fresh uuid4>
@@ -20,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast, get_args
 
-from modeldeploy_operator.api import ModelDeployment, ModelDeploymentStatus, PauseReason
+from modeldeploy_serving.contract import (
+    REQUEST_ANNOTATION,
+    REQUEST_CANARY_ANNOTATION,
+    REQUEST_ID_ANNOTATION,
+)
 
-REQUEST_ANNOTATION: Final = "modeldeploy.dev/request"
-REQUEST_ID_ANNOTATION: Final = "modeldeploy.dev/request-id"
-REQUEST_CANARY_ANNOTATION: Final = "modeldeploy.dev/request-canary"
+from modeldeploy_operator.api import ModelDeployment, ModelDeploymentStatus, PauseReason
 
 Request = Literal["promote", "abort", "pause", "resume"]
 REQUEST_VERBS: Final[tuple[Request, ...]] = get_args(Request)
