@@ -334,23 +334,27 @@ def test_the_spec_pause_names_itself_in_the_pause_condition() -> None:
     assert progressing(written)["reason"] == "Paused"
 
 
-def test_each_canary_stage_is_named() -> None:
+def test_each_state_is_named() -> None:
+    assert stage_of(md("1")) == Stage.STEADY  # nothing stable yet
+    assert stage_of(stable_at("1")) == Stage.STEADY
+    immediate = bump(stable_at("1"), "2", rollout={"strategy": "Immediate"})
+    assert stage_of(immediate) == Stage.SWITCHING_OVER
+
     model, health = at_first_step(**ANALYSIS)
-    status = model.model_dump(mode="json", by_alias=True, exclude_none=True)["status"]
-    ctx = RolloutContext(
-        model, health, T0 + timedelta(seconds=30), ROUTING,
-        stable=model.spec.serving().model_copy(), target=model.spec.serving(), replicas=2,
-    )  # fmt: skip
-    state = plan_tracks(model, health, T0, ROUTING).rollout
-    assert status["currentStep"] == 0
+    assert stage_of(model) is None  # a canary: its stage depends on the pass
+    body = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"]["failedServingHash"] = model.spec.serving().fingerprint()
+    assert stage_of(ModelDeployment.model_validate(body)) == Stage.ROLLED_BACK
+
+    stable = model.status.stable_serving
+    assert stable is not None
+    at = T0 + timedelta(seconds=30)
+    ctx = RolloutContext(model, health, at, ROUTING, stable, model.spec.serving(), replicas=2)
+    state = plan_tracks(model, health, at, ROUTING).rollout  # at step 0 since T0
     assert canary_stage(ctx, state) == Stage.WAITING
     assert canary_stage(replace(ctx, now=T0 + timedelta(seconds=61)), state) == Stage.JUDGING
     assert canary_stage(ctx, replace(state, pause=PauseReason.SPEC)) == Stage.PAUSED
     assert canary_stage(ctx, replace(state, step=None)) == Stage.WARMING
-    assert stage_of(model) is None
-    assert stage_of(stable_at("1")) == Stage.STEADY
-    immediate = bump(stable_at("1"), "2", rollout={"strategy": "Immediate"})
-    assert stage_of(immediate) == Stage.SWITCHING_OVER
 
 
 def test_requests_promote_and_abort() -> None:
