@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 
 from modeldeploy_operator.api import ModelDeployment  # noqa: E402
 from modeldeploy_operator.builders import BuildContext, TrackPlan, desired_children  # noqa: E402
-from modeldeploy_operator.planning import serving_template  # noqa: E402
 
 from tests.support.images import SERVER_IMAGE  # noqa: E402
 from tests.support.kube import Kubectl  # noqa: E402
@@ -101,7 +100,7 @@ def floor_children(namespace: str, n: int) -> list[dict[str, Any]]:
         body = manifest(i)
         body["metadata"].update(namespace=namespace, uid=f"00000000-0000-0000-0000-{i:012d}")
         md = ModelDeployment.model_validate(body)
-        plan = TrackPlan(track="stable", serving=serving_template(md), replicas=1, weight=100)
+        plan = TrackPlan(track="stable", serving=md.spec.serving(), replicas=1, weight=100)
         for child in desired_children(md, [plan], ctx, ["1"]):
             child["metadata"].pop("ownerReferences", None)
             children.append(child)

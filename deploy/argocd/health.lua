@@ -1,6 +1,6 @@
 -- Argo CD health of a ModelDeployment (modeldeploy.dev/v1alpha1), from the status the operator
 -- writes: phase (Pending | Progressing | Ready | Degraded | Failed) and the Ready, Progressing
--- and Degraded conditions. Install it under the argocd-cm key
+-- and Degraded conditions, and status.pauseConditions. Install it under the argocd-cm key
 --   resource.customizations.health.modeldeploy.dev_ModelDeployment
 -- (deploy/argocd/kustomization.yaml does that; docs/install.md explains).
 --
@@ -64,8 +64,11 @@ if phase == "Degraded" then
 end
 
 local paused_by_spec = obj.spec ~= nil and obj.spec.rollout ~= nil and obj.spec.rollout.paused == true
-local held = progressing ~= nil and progressing.status == "True"
-  and (progressing.reason == "Paused" or progressing.reason == "PausedByRequest")
+-- status.pauseConditions says so explicitly; the Progressing reason says the same (and is all a
+-- status written by an operator before pauseConditions existed has).
+local listed = status.pauseConditions ~= nil and #status.pauseConditions > 0
+local held = listed or (progressing ~= nil and progressing.status == "True"
+  and (progressing.reason == "Paused" or progressing.reason == "PausedByRequest"))
 if held or (paused_by_spec and status.canaryVersion ~= nil) then
   hs.status = "Suspended"
   hs.message = message_of(progressing, "Rollout of version " .. tostring(status.canaryVersion) .. " paused")

@@ -19,7 +19,7 @@ from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.builders.scaler import select_scaler
 from modeldeploy_operator.monitoring import desired_monitoring
 from modeldeploy_operator.monitoring.keda import ScaleToZero, scale_to_zero
-from modeldeploy_operator.planning import Plan
+from modeldeploy_operator.rollout.plan import Plan
 from modeldeploy_operator.rollout.routers.base import TrafficRouter, TrafficSplit
 
 

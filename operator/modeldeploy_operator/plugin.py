@@ -3,18 +3,10 @@
 It runs `kubectl` itself, so it uses exactly the user's kubeconfig, context, credentials and
 namespace defaulting, and every write shows up in audit logs as the user's.
 
-GitOps-safe requests. `promote`, `abort`, `pause` and `resume` never touch `spec` (a GitOps tool
-that owns the spec would revert it, or report drift). They merge-patch three annotations, with
-field manager `kubectl-modeldeploy`:
-
-    modeldeploy.dev/request: promote | abort | pause | resume
-    modeldeploy.dev/request-id: <fresh uuid4>
-    modeldeploy.dev/request-canary: <status.canaryVersion when the request was made>
-
-The operator acts on each request id once and records it in `status.lastRequestId`; a request
-whose canary is no longer the one rolling out is stale and is recorded without acting, so a
-request never leaks into a later rollout. Annotations no manifest sets are not drift to Argo CD
-or Flux, and later requests simply overwrite them. `spec.rollout.paused` stays the declarative
+GitOps-safe requests. `promote`, `abort`, `pause` and `resume` never touch `spec`: they
+merge-patch the request annotations (`rollout.requests`, the contract the operator reads), with
+field manager `kubectl-modeldeploy`. Annotations no manifest sets are not drift to Argo CD or
+Flux, and later requests simply overwrite them. `spec.rollout.paused` stays the declarative
 pause; `resume` cannot lift it (it belongs to the manifests) and says so.
 
 `status` prints phase, versions, weight, step, conditions and every check of the last analysis
@@ -33,25 +25,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
+from modeldeploy_serving.contract import (
+    REQUEST_ANNOTATION,
+    REQUEST_CANARY_ANNOTATION,
+    REQUEST_ID_ANNOTATION,
+)
+
 from modeldeploy_operator import api
 from modeldeploy_operator.api import ModelDeploymentStatus
-from modeldeploy_operator.rollout.analysis import (
+from modeldeploy_operator.rollout.analysis.checks import (
     COMPARE_CLIENT_ERRORS_WITH_STABLE,
     COMPARE_WITH_STABLE,
     DRIFT,
     LATENCY_P99_MS,
     SUCCESS_RATE,
 )
+from modeldeploy_operator.rollout.requests import (
+    REQUEST_VERBS,
+    Request,
+    paused_by_request,
+    request_patch,
+)
 
-REQUEST_ANNOTATION: Final = "modeldeploy.dev/request"
-REQUEST_ID_ANNOTATION: Final = "modeldeploy.dev/request-id"
-REQUEST_CANARY_ANNOTATION: Final = "modeldeploy.dev/request-canary"
 FIELD_MANAGER: Final = "kubectl-modeldeploy"
 RESOURCE: Final = f"{api.PLURAL}.{api.GROUP}"
-REQUEST_VERBS: Final = ("promote", "abort", "pause", "resume")
 VERBS: Final = ("status", *REQUEST_VERBS)
-# The Progressing condition's reason while a `pause` request holds the rollout.
-PAUSED_BY_REQUEST: Final = "PausedByRequest"
 POLL_SECONDS: Final = 1.0
 
 # How each check's value reads, by AnalysisCheckResult.name.
@@ -131,7 +129,7 @@ class Plugin:
     # -- requests ----------------------------------------------------------------------------
 
     def request(self, args: argparse.Namespace) -> int:
-        verb: str = args.verb
+        verb: Request = args.verb
         body = self.get(args)
         spec = body.get("spec") or {}
         status = _status(body)
@@ -186,19 +184,6 @@ class Plugin:
                     f"{status.last_request_id or 'unset'}): is the operator running?"
                 )
             self.sleep(POLL_SECONDS)
-
-
-def request_patch(verb: str, request_id: str, canary_version: str) -> dict[str, Any]:
-    """The merge patch a request sends: annotations only, never spec."""
-    return {
-        "metadata": {
-            "annotations": {
-                REQUEST_ANNOTATION: verb,
-                REQUEST_ID_ANNOTATION: request_id,
-                REQUEST_CANARY_ANNOTATION: canary_version,
-            }
-        }
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,7 +251,7 @@ def describe(body: dict[str, Any]) -> str:
     paused = []
     if rollout.get("paused"):
         paused.append("spec.rollout.paused")
-    if any(c.type == "Progressing" and c.reason == PAUSED_BY_REQUEST for c in status.conditions):
+    if paused_by_request(status):
         paused.append("kubectl modeldeploy pause")
     field("Paused", f"yes ({', '.join(paused)})" if paused else "no")
     if status.url:

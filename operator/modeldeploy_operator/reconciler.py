@@ -3,7 +3,7 @@
 Reads come from the controller's watch-fed view (no API reads per pass). Writes are server-side
 applies with the single field manager `modeldeploy`, made only for children that differ from what
 is wanted, deletions of children no longer wanted, and a status patch only when the status
-changed. Everything that decides *what* should exist is in the pure modules (`planning`,
+changed. Everything that decides *what* should exist is in the pure modules (`rollout`,
 `builders`, `status`); this module only makes it so.
 """
 
@@ -31,15 +31,12 @@ from modeldeploy_operator.desired import Capabilities, DesiredState, desired_sta
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
-from modeldeploy_operator.planning import (
-    AnalysisUnavailable,
-    Outcome,
-    Plan,
-    Routing,
-    plan_tracks,
-)
-from modeldeploy_operator.requests import pending_request
-from modeldeploy_operator.rollout.analysis import AnalysisError, run_analysis
+from modeldeploy_operator.rollout.analysis.prometheus import AnalysisError
+from modeldeploy_operator.rollout.analysis.run import run_analysis
+from modeldeploy_operator.rollout.analysis.verdict import Outcome
+from modeldeploy_operator.rollout.machine import plan_tracks
+from modeldeploy_operator.rollout.plan import AnalysisUnavailable, Plan, Routing
+from modeldeploy_operator.rollout.requests import pending_request
 from modeldeploy_operator.rollout.routers.base import TrafficRouter
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modeldeploy_operator import naming
-from modeldeploy_operator.api import ModelDeployment, ServingTemplate
+from modeldeploy_operator.api import ModelDeployment, PauseReason, ServingTemplate
 from modeldeploy_operator.health import DeploymentHealth
 from modeldeploy_operator.monitoring import ERROR_PREFIX as MONITORING_ERROR
 from modeldeploy_operator.monitoring.keda import ScaleToZero
-from modeldeploy_operator.planning import ANALYSIS_UNAVAILABLE, PAUSED_BY_REQUEST, Event, Plan
+from modeldeploy_operator.rollout.plan import ANALYSIS_UNAVAILABLE, Event, Plan
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError
 
 
@@ -67,12 +67,11 @@ def _progressing(md: ModelDeployment, plan: Plan, health: dict[str, DeploymentHe
             "Progressing", True, "RollingOut", f"rolling out {target_version}: {detail}"
         )
     stable_version = plan.stable.model.version
-    if state.paused:
-        reason = "Paused" if md.spec.rollout.paused else PAUSED_BY_REQUEST
+    if state.pause is not None:
         return Condition(
             "Progressing",
             True,
-            reason,
+            state.pause.value,
             f"canary {target_version} held at {state.weight or 0}%; resume to continue",
         )
     if state.step is None:
@@ -151,6 +150,17 @@ def _conditions(
     else:
         degraded = Condition("Degraded", False, "AsExpected", "no problems observed")
     return [ready, progressing, degraded]
+
+
+def _pause_conditions(
+    pause: PauseReason | None, now: float, previous: dict[str, Any]
+) -> list[dict[str, Any]] | None:
+    """Why the canary is held, since the pass that first held it for that reason (so an
+    unchanged pause writes nothing); absent when it is not held."""
+    if pause is None:
+        return None
+    held = {p.get("reason"): p.get("startTime") for p in previous.get("pauseConditions") or []}
+    return [{"reason": pause.value, "startTime": held.get(pause.value) or _timestamp(now)}]
 
 
 def _live_versions(plan: Plan) -> set[str]:
@@ -290,6 +300,7 @@ def compute_status(
             if state.last_analysis
             else None
         ),
+        "pauseConditions": _pause_conditions(state.pause, now, previous),
         "lastRequestId": plan.request_id or previous.get("lastRequestId"),
         "monitoring": monitoring,
         "url": f"http://{md.metadata.name}.{md.metadata.namespace}.svc.cluster.local",

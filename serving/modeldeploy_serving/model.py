@@ -28,15 +28,13 @@ import numpy as np
 import sklearn
 from sklearn.base import is_classifier, is_regressor
 
+from modeldeploy_serving.contract import ARTIFACT_SUFFIXES, JOBLIB_FILE, SKOPS_FILE, SKOPS_SUFFIX
 from modeldeploy_serving.errors import BadRequest, DigestMismatch, ModelLoadError
 
 log = logging.getLogger(__name__)
 
-JOBLIB_FILE = "model.joblib"
-SKOPS_FILE = "model.skops"
 MLFLOW_FILE = "MLmodel"
 MODEL_FILES = (JOBLIB_FILE, SKOPS_FILE)
-MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle", ".skops")
 
 Method = Literal["predict", "predict_proba"]
 Task = Literal["classification", "regression", "other"]
@@ -87,14 +85,14 @@ def locate_artifact(model_dir: Path) -> Path:
         return _mlflow_artifact(mlmodel)
     # A volume mounted as it is (pvc://CLAIM/PATH/iris-v2.joblib): its one model file, if unique.
     candidates = sorted(
-        p for p in model_dir.iterdir() if p.is_file() and p.suffix in MODEL_SUFFIXES
+        p for p in model_dir.iterdir() if p.is_file() and p.suffix in ARTIFACT_SUFFIXES
     )
     if len(candidates) == 1:
         return candidates[0]
     present = sorted(p.name for p in model_dir.iterdir())
     raise ModelLoadError(
         f"no {JOBLIB_FILE}, {SKOPS_FILE}, MLflow {MLFLOW_FILE} or single "
-        f"{'/'.join(MODEL_SUFFIXES)} file in {model_dir} "
+        f"{'/'.join(ARTIFACT_SUFFIXES)} file in {model_dir} "
         f"(it holds: {', '.join(present) or 'nothing'})"
     )
 
@@ -115,7 +113,7 @@ def _mlflow_artifact(mlmodel: Path) -> Path:
 
 
 def _is_skops(path: Path) -> bool:
-    if path.suffix == ".skops":
+    if path.suffix == SKOPS_SUFFIX:
         return True
     mlmodel = path.parent / MLFLOW_FILE
     if mlmodel.is_file():

@@ -8,9 +8,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from modeldeploy_serving.contract import (
+    ENV_MODEL,
+    ENV_SHA256,
+    ENV_SKOPS_TRUSTED,
+    ENV_VERSION,
+    SERVER_PORT,
+)
 from modeldeploy_serving.model import normalize_sha256
 
-DEFAULT_PORT = 8080
+DEFAULT_PORT = SERVER_PORT
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 # Larger request bodies are decoded, predicted, counted and encoded in a thread, so that probes
 # and small requests keep answering while they are worked on. Measured on the iris model (4
@@ -78,18 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a scikit-learn model over KServe V1 and Open Inference Protocol V2.",
     )
     p.add_argument("--model-dir", type=Path, required=True, help="holds model.joblib or .skops")
-    p.add_argument("--name", default=env.get("MODELDEPLOY_MODEL"), help="$MODELDEPLOY_MODEL")
-    p.add_argument(
-        "--version", default=env.get("MODELDEPLOY_VERSION", "1"), help="$MODELDEPLOY_VERSION"
-    )
+    p.add_argument("--name", default=env.get(ENV_MODEL), help=f"${ENV_MODEL}")
+    p.add_argument("--version", default=env.get(ENV_VERSION, "1"), help=f"${ENV_VERSION}")
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--workers", type=_positive_int, default=1, help="server processes")
     p.add_argument(
         "--sha256",
         type=_sha256,
-        default=env.get("MODELDEPLOY_SHA256") or None,
-        help="refuse to start unless the model file has this digest ($MODELDEPLOY_SHA256)",
+        default=env.get(ENV_SHA256) or None,
+        help=f"refuse to start unless the model file has this digest (${ENV_SHA256})",
     )
     p.add_argument("--max-body-bytes", type=_positive_int, default=DEFAULT_MAX_BODY_BYTES)
     p.add_argument(
@@ -142,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--skops-trusted",
         action="append",
-        default=[t for t in env.get("MODELDEPLOY_SKOPS_TRUSTED", "").split(",") if t],
+        default=[t for t in env.get(ENV_SKOPS_TRUSTED, "").split(",") if t],
         metavar="TYPE",
-        help="a type to trust in a .skops file (repeatable; $MODELDEPLOY_SKOPS_TRUSTED)",
+        help=f"a type to trust in a .skops file (repeatable; ${ENV_SKOPS_TRUSTED})",
     )
     p.add_argument(
         "--metrics-dir",
@@ -162,7 +167,7 @@ def parse_settings(argv: list[str]) -> ServerSettings:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.name:
-        parser.error("--name (or $MODELDEPLOY_MODEL) is required")
+        parser.error(f"--name (or ${ENV_MODEL}) is required")
     return ServerSettings(
         model_dir=args.model_dir,
         name=args.name,

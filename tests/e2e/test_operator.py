@@ -22,7 +22,8 @@ from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
 from modeldeploy_operator.health import deployment_health
-from modeldeploy_operator.planning import Routing, plan_tracks
+from modeldeploy_operator.rollout.machine import plan_tracks
+from modeldeploy_operator.rollout.plan import Routing
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 
 from tests.support.audit import AuditLog

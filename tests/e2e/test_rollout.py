@@ -190,6 +190,8 @@ def test_plugin_pauses_resumes_and_aborts(operator: OperatorProcess, k: Kubectl)
     paused = plugin(k, "pause", "steer", "--wait")
     assert paused.returncode == 0, paused.stderr
     assert condition(k.get("md", "steer"), "Progressing")["reason"] == "PausedByRequest"
+    held = status(k, "steer")["pauseConditions"]
+    assert [p["reason"] for p in held] == ["PausedByRequest"] and held[0]["startTime"], held
     time.sleep(5)  # longer than stepInterval: a paused rollout does not move
     assert status(k, "steer").get("canaryWeight") == 10
 
@@ -199,6 +201,7 @@ def test_plugin_pauses_resumes_and_aborts(operator: OperatorProcess, k: Kubectl)
     resumed = plugin(k, "resume", "steer", "--wait")
     assert resumed.returncode == 0, resumed.stderr
     eventually(lambda: status(k, "steer").get("canaryWeight") == 50, what="resumed to 50%")
+    assert "pauseConditions" not in status(k, "steer")
 
     aborted = plugin(k, "abort", "steer", "--wait")
     assert aborted.returncode == 0, aborted.stderr

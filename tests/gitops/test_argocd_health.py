@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from modeldeploy_operator import api, planning
+from modeldeploy_operator import api
 
 from tests.gitops.lua import HEALTH_SCRIPT, health, lua_value
 
@@ -46,7 +46,8 @@ def test_every_phase_and_pause_reason_of_the_operator_is_handled() -> None:
     script = HEALTH_SCRIPT.read_text()
     for phase in api.Phase:
         assert f'"{phase.value}"' in script, phase
-    assert f'"{planning.PAUSED_BY_REQUEST}"' in script
+    for reason in api.PauseReason:
+        assert f'"{reason.value}"' in script, reason
 
 
 def test_every_phase_maps_to_a_definite_health(tmp_path: Path) -> None:

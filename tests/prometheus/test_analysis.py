@@ -27,13 +27,10 @@ import aiohttp
 import pytest
 import yaml
 from modeldeploy_operator.api import AnalysisResult, AnalysisSpec, NoDataPolicy
-from modeldeploy_operator.rollout.analysis import (
-    AnalysisError,
-    Outcome,
-    population_stability_index,
-    query_prometheus,
-    run_analysis,
-)
+from modeldeploy_operator.rollout.analysis.drift import population_stability_index
+from modeldeploy_operator.rollout.analysis.prometheus import AnalysisError, query_prometheus
+from modeldeploy_operator.rollout.analysis.run import run_analysis
+from modeldeploy_operator.rollout.analysis.verdict import Outcome
 
 from tests.prometheus.analysis_exporter import HEALTHY_CLASSES, SHIFTED_CLASSES
 from tests.support.ports import free_port

@@ -18,7 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 from modeldeploy_operator.api import AnalysisResult, AnalysisSpec
-from modeldeploy_operator.rollout.analysis import Outcome, query_prometheus, run_analysis
+from modeldeploy_operator.rollout.analysis.prometheus import query_prometheus
+from modeldeploy_operator.rollout.analysis.run import run_analysis
+from modeldeploy_operator.rollout.analysis.verdict import Outcome
 
 from tests.support.kube import eventually
 from tests.support.serving_stack import Served, ServingStack

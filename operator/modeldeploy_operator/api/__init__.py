@@ -21,6 +21,8 @@ One module per concern; this package re-exports what the rest of the operator im
 
 from __future__ import annotations
 
+from modeldeploy_serving.contract import ENV_MODEL, ENV_VERSION
+
 from modeldeploy_operator.api.autoscaling import (
     AUTOSCALING_BOUNDS_RULE,
     AUTOSCALING_TARGET_RULE,
@@ -93,9 +95,7 @@ from modeldeploy_operator.api.rules import (
     cel_rules,
 )
 from modeldeploy_operator.api.server import (
-    ENV_MODEL,
     ENV_VALUE_RULE,
-    ENV_VERSION,
     REQUESTS_WITHIN_LIMITS_RULE,
     RESERVED_ENV,
     RESERVED_ENV_RULE,
@@ -122,6 +122,8 @@ from modeldeploy_operator.api.status import (
     Condition,
     ConditionStatus,
     ModelDeploymentStatus,
+    PauseCondition,
+    PauseReason,
     Phase,
 )
 from modeldeploy_operator.api.storage import (
@@ -234,6 +236,8 @@ __all__ = [
     "MonitoringThresholds",
     "NoDataPolicy",
     "ObjectMeta",
+    "PauseCondition",
+    "PauseReason",
     "Phase",
     "PullPolicy",
     "PvcLocation",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Final
 
+from modeldeploy_serving.contract import ENV_MODEL, ENV_VERSION
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from modeldeploy_operator.api.base import SpecModel
@@ -25,8 +26,6 @@ from modeldeploy_operator.api.units import Quantity, parse_quantity
 
 # Environment variables the operator sets on every serving pod (CONVENTIONS: the server labels its
 # metrics from them); a user may not override them through spec.server.env.
-ENV_MODEL: Final = "MODELDEPLOY_MODEL"
-ENV_VERSION: Final = "MODELDEPLOY_VERSION"
 RESERVED_ENV: Final = (ENV_MODEL, ENV_VERSION)
 
 

@@ -25,6 +25,13 @@ class ConditionStatus(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class PauseReason(StrEnum):
+    """Who holds a canary at its step; also the Progressing condition's reason meanwhile."""
+
+    SPEC = "Paused"  # spec.rollout.paused: the declarative pause, lifted in the manifest
+    REQUEST = "PausedByRequest"  # `kubectl modeldeploy pause`, lifted by `resume`
+
+
 class Condition(StatusModel):
     """A Kubernetes condition (metav1.Condition shape)."""
 
@@ -87,6 +94,13 @@ class AnalysisResult(StatusModel):
     message: str | None = Field(default=None, description="Summary for humans.")
 
 
+class PauseCondition(StatusModel):
+    """One reason a canary is held at its step, and since when."""
+
+    reason: PauseReason = Field(description="Paused (spec.rollout.paused) or PausedByRequest.")
+    start_time: datetime | None = Field(default=None, description="When the pause began.")
+
+
 class ModelDeploymentStatus(StatusModel):
     """The observed state, written by the operator only."""
 
@@ -128,6 +142,11 @@ class ModelDeploymentStatus(StatusModel):
     )
     last_analysis: AnalysisResult | None = Field(
         default=None, description="The latest analysis run."
+    )
+    pause_conditions: list[PauseCondition] | None = Field(
+        default=None,
+        description="Why the rollout holds its step (as Argo Rollouts' status.pauseConditions); "
+        "absent when it does not.",
     )
     last_request_id: str | None = Field(
         default=None,

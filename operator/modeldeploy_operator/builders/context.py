@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from modeldeploy_serving.contract import MODEL_MOUNT_PATH, PVC_MOUNT_ROOT, SERVER_PORT
+
 # The non-root user the serving image runs as (distroless "nonroot"), and its group.
 NONROOT_UID: Final = 65532
 
@@ -28,10 +30,10 @@ class BuildContext:
     default_requests: Mapping[str, str] = field(default_factory=_default_requests)
     default_limits: Mapping[str, str] = field(default_factory=_default_limits)
     # Where `modeldeploy fetch` writes the artifact (an emptyDir) and the server reads it.
-    model_mount_path: str = "/mnt/models"
+    model_mount_path: str = MODEL_MOUNT_PATH
     # pvc://CLAIM/PATH mounts CLAIM read-only at <root>/CLAIM; the server reads its PATH there.
-    pvc_mount_root: str = "/mnt/pvc"
-    port: int = 8080
+    pvc_mount_root: str = PVC_MOUNT_ROOT
+    port: int = SERVER_PORT
     # A terminating pod keeps serving this long (preStop) while endpoints, kube-proxy and
     # gateways stop sending it requests, then drains in-flight requests for at most
     # drain_seconds (the server's --graceful-timeout) before the kubelet's grace period ends.

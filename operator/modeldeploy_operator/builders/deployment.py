@@ -25,10 +25,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from modeldeploy_serving.contract import ARTIFACT_SUFFIXES, ENV_MODEL, ENV_VERSION
+
 from modeldeploy_operator import naming
 from modeldeploy_operator.api import (
-    ENV_MODEL,
-    ENV_VERSION,
     EnvVar,
     ModelDeployment,
     ServerSpec,
@@ -45,7 +45,6 @@ PORT_NAME: Final = "http"
 MODEL_VOLUME: Final = "model"
 TMP_VOLUME: Final = "tmp"
 TMP_PATH: Final = "/tmp"
-ARTIFACT_SUFFIXES: Final = (".joblib", ".pkl", ".pickle", ".skops")
 
 PROBE_PERIOD_SECONDS: Final = 5
 

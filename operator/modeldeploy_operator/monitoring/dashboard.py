@@ -28,8 +28,8 @@ RATE: Final = "$__rate_interval"
 WIDTH: Final = 24
 HEIGHT: Final = 8
 
-_MODEL = {"namespace": "$namespace", "model": "$model"}
-_VERSIONS = {"version": "$version"}
+_MODEL = m.model_scope("$namespace", "$model")
+_VERSIONS = {m.VERSION: "$version"}
 
 
 def _series(metric: str, *, regex: dict[str, str] | None = None) -> str:
@@ -91,7 +91,7 @@ def _panel(
 def _panels() -> list[dict[str, Any]]:
     per_version = "sum by (version)"
     requests = f"rate({_series(m.REQUESTS_TOTAL)}[{RATE}])"
-    errors = f"rate({_series(m.REQUESTS_TOTAL, regex={'code': m.SERVER_ERROR_CODES})}[{RATE}])"
+    errors = f"rate({_series(m.REQUESTS_TOTAL, regex={m.CODE: m.SERVER_ERROR_CODES})}[{RATE}])"
     latency = f"sum by (version, le) (rate({_series(m.REQUEST_DURATION_BUCKET)}[{RATE}]))"
     values = f"sum by (version, le) (rate({_series(m.PREDICTION_VALUE_BUCKET)}[{RATE}]))"
     deployments = m.selector(

@@ -129,9 +129,7 @@ def desired_scaled_object(
     if plan.track == "stable" and autoscaling.min_replicas == 0:
         low = 0
     rps = quantity(autoscaling.target_requests_per_second)
-    requests = m.selector(
-        m.REQUESTS_TOTAL, {"namespace": namespace, "model": name, "version": version}
-    )
+    requests = m.selector(m.REQUESTS_TOTAL, m.version_scope(namespace, name, version))
     triggers = [_prometheus_trigger(prometheus_url, f"sum(rate({requests}[{RATE_WINDOW}]))", rps)]
     wake = md.metadata.annotations.get(ANNOTATION_WAKE_QUERY, "").strip()
     if low == 0 and wake:

@@ -1,10 +1,12 @@
-"""Every metric the monitoring objects query, named once, and the PromQL text helpers.
+"""The project's one PromQL vocabulary: every metric and label its queries read, named once, and
+the selectors that scope a model's (or one version's) series.
 
 Three sources: the model server's series (CONVENTIONS, "The model server"), the operator's own
 (`modeldeploy_operator_*`, served by the operator and scraped by its chart's ServiceMonitor with
 `honorLabels: true`, so their `namespace` label is the ModelDeployment's, not the operator's),
-and kube-state-metrics. Rules, the dashboard and the KEDA trigger build their queries from these
-names, and the tests check that nothing else is queried.
+and kube-state-metrics. The canary analysis, the alert rules, the KEDA trigger and the dashboard
+build their queries from these names and selectors, and the tests check that nothing else is
+queried.
 
 Every model-server series also carries the target labels the Prometheus Operator adds to a
 PodMonitor's targets (`namespace`, `pod`, `container`, `job`), so queries filter on
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 # The model server (CONVENTIONS).
@@ -30,6 +33,14 @@ FEATURE_DRIFT: Final = "modeldeploy_feature_drift"
 MODEL_LOADED: Final = "modeldeploy_model_loaded"
 MODEL_INFO: Final = "modeldeploy_model_info"
 DRIFT_WINDOW_ROWS: Final = "modeldeploy_drift_window_rows"
+# The labels every model-server series carries (set by the server from its environment), and
+# the per-series ones: the response's HTTP code, the predicted class, a histogram's bucket bound.
+NAMESPACE: Final = "namespace"
+MODEL: Final = "model"
+VERSION: Final = "version"
+CODE: Final = "code"
+CLASS: Final = "class"
+BUCKET: Final = "le"
 # Values of REQUESTS_TOTAL's `code` label, as RE2 patterns for `code=~`.
 SERVER_ERROR_CODES: Final = "5.."
 CLIENT_ERROR_CODES: Final = "4.."
@@ -79,10 +90,38 @@ def regex_alternatives(values: Iterable[str]) -> str:
     return "|".join(_RE2_META.sub(r"\\\1", value) for value in sorted(set(values)))
 
 
-def selector(
-    metric: str, labels: Mapping[str, str], *, regex: Mapping[str, str] | None = None
-) -> str:
-    """`metric{a="x",b=~"y|z"}`: equality matchers from `labels`, regex ones from `regex`."""
-    matchers = [f"{name}={quote(value)}" for name, value in labels.items()]
+@dataclass(frozen=True)
+class Regex:
+    """A label value matched with `=~`: an RE2 pattern, anchored at both ends by PromQL."""
+
+    pattern: str
+
+
+Matchers = Mapping[str, str | Regex]
+
+
+def model_scope(namespace: str | Regex, model: str) -> dict[str, str | Regex]:
+    """The matchers of one model's series. The namespace comes first and is never left out: two
+    ModelDeployments of the same name in two namespaces are two different models."""
+    return {NAMESPACE: namespace, MODEL: model}
+
+
+def version_scope(namespace: str | Regex, model: str, version: str) -> dict[str, str | Regex]:
+    """The matchers of one version's series."""
+    return {**model_scope(namespace, model), VERSION: version}
+
+
+def namespace_or_unlabelled(namespace: str) -> Regex:
+    """Series of `namespace`, and series without a namespace label (a plain scrape adds none)."""
+    return Regex(f"{regex_alternatives([namespace])}|")
+
+
+def selector(metric: str, labels: Matchers, *, regex: Mapping[str, str] | None = None) -> str:
+    """`metric{a="x",b=~"y|z"}`: the matchers of `labels` in order (a `Regex` value is matched
+    with `=~`), then regex ones from `regex`."""
+    matchers = [
+        f"{name}=~{quote(value.pattern)}" if isinstance(value, Regex) else f"{name}={quote(value)}"
+        for name, value in labels.items()
+    ]
     matchers += [f"{name}=~{quote(pattern)}" for name, pattern in (regex or {}).items()]
     return f"{metric}{{{','.join(matchers)}}}"

@@ -90,8 +90,8 @@ def may_have_no_pods(md: ModelDeployment) -> bool:
 
 def _alerts(md: ModelDeployment, t: MonitoringThresholds) -> list[Alert]:
     name, namespace = md.metadata.name, md.metadata.namespace
-    model = {"namespace": namespace, "model": name}
-    per_version = "namespace, model, version"
+    model = m.model_scope(namespace, name)
+    per_version = f"{m.NAMESPACE}, {m.MODEL}, {m.VERSION}"
     logs = (
         f"kubectl logs -n {namespace} -l {naming.LABEL_MODEL}={name},"
         f"{naming.LABEL_VERSION}={{{{ $labels.version }}}} --tail=200"
@@ -100,7 +100,7 @@ def _alerts(md: ModelDeployment, t: MonitoringThresholds) -> list[Alert]:
     version = "version {{ $labels.version }}"
 
     requests = m.selector(m.REQUESTS_TOTAL, model)
-    errors = m.selector(m.REQUESTS_TOTAL, model, regex={"code": m.SERVER_ERROR_CODES})
+    errors = m.selector(m.REQUESTS_TOTAL, model, regex={m.CODE: m.SERVER_ERROR_CODES})
     error_rate = (
         f"100 * sum by ({per_version}) (rate({errors}[{RATE_WINDOW}]))"
         f" / sum by ({per_version}) (rate({requests}[{RATE_WINDOW}]))"
@@ -108,7 +108,7 @@ def _alerts(md: ModelDeployment, t: MonitoringThresholds) -> list[Alert]:
     )
     buckets = m.selector(m.REQUEST_DURATION_BUCKET, model)
     latency = (
-        f"1000 * histogram_quantile(0.99, sum by ({per_version}, le)"
+        f"1000 * histogram_quantile(0.99, sum by ({per_version}, {m.BUCKET})"
         f" (rate({buckets}[{RATE_WINDOW}]))) > {_number(t.latency_p99_ms)}"
     )
     loaded = m.selector(m.MODEL_LOADED, model)
@@ -116,8 +116,8 @@ def _alerts(md: ModelDeployment, t: MonitoringThresholds) -> list[Alert]:
     deployments = {
         "deployment": m.regex_alternatives(naming.track_name(name, v) for v in live_versions(md))
     }
-    ready = m.selector(m.KSM_REPLICAS_READY, {"namespace": namespace}, regex=deployments)
-    wanted = m.selector(m.KSM_SPEC_REPLICAS, {"namespace": namespace}, regex=deployments)
+    ready = m.selector(m.KSM_REPLICAS_READY, {m.NAMESPACE: namespace}, regex=deployments)
+    wanted = m.selector(m.KSM_SPEC_REPLICAS, {m.NAMESPACE: namespace}, regex=deployments)
     no_ready = f"({ready} < 1 and on (namespace, deployment) {wanted} > 0)"
     if not may_have_no_pods(md):
         # No kube-state-metrics, or pods crash before they can be scraped: no series at all.

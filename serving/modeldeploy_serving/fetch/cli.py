@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from modeldeploy_serving.contract import ENV_PVC_ROOT, ENV_SHA256
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch.publish import fetch
 from modeldeploy_serving.fetch.source import DEFAULT_PVC_ROOT, FetchOptions
@@ -22,11 +23,11 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("uri", help="file://, pvc://, http(s)://, s3://, gs:// or models:/")
     parser.add_argument("dest", type=Path, help="the model directory the server will read")
-    parser.add_argument("--sha256", default=os.environ.get("MODELDEPLOY_SHA256") or None)
+    parser.add_argument("--sha256", default=os.environ.get(ENV_SHA256) or None)
     parser.add_argument(
         "--pvc-root",
         type=Path,
-        default=Path(os.environ.get("MODELDEPLOY_PVC_ROOT") or DEFAULT_PVC_ROOT),
+        default=Path(os.environ.get(ENV_PVC_ROOT) or DEFAULT_PVC_ROOT),
         help="where pvc://CLAIM is mounted as CLAIM/ (default /mnt/pvc)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per network step")

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from modeldeploy_serving.contract import JOBLIB_FILE, PVC_MOUNT_ROOT, SKOPS_FILE, SKOPS_SUFFIX
 from modeldeploy_serving.errors import FetchError
-from modeldeploy_serving.model import JOBLIB_FILE, SKOPS_FILE
 
-DEFAULT_PVC_ROOT = Path("/mnt/pvc")
+# Where the operator mounts pvc://CLAIM (as CLAIM/), so `modeldeploy fetch` finds it there.
+DEFAULT_PVC_ROOT = Path(PVC_MOUNT_ROOT)
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Source(Protocol):
 
 def artifact_name(filename: str) -> str:
     """The name a single downloaded file takes in the model directory."""
-    return SKOPS_FILE if filename.endswith(".skops") else JOBLIB_FILE
+    return SKOPS_FILE if filename.endswith(SKOPS_SUFFIX) else JOBLIB_FILE
 
 
 def object_target(staging: Path, key: str, prefix: str) -> Path:

@@ -12,7 +12,8 @@ from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders import BuildContext
 from modeldeploy_operator.desired import Capabilities, desired_state, traffic_split
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.planning import Plan, Routing, plan_tracks
+from modeldeploy_operator.rollout.machine import plan_tracks
+from modeldeploy_operator.rollout.plan import Plan, Routing
 from modeldeploy_operator.rollout.routers import GatewayApiRouter, ReplicaRatioRouter
 
 from tests.unit.operator.factories import IMAGE, md_body

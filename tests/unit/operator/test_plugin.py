@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from modeldeploy_operator import cli, plugin
+from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.plugin import Completed, Plugin, describe, main
+from modeldeploy_operator.rollout.requests import PendingRequest, pending_request
 
 RESOURCE = "modeldeployments.modeldeploy.dev"
 ANALYSIS = {
@@ -325,3 +327,19 @@ def test_status_names_who_paused_and_the_last_request() -> None:
     handled = copy.deepcopy(obj)
     handled["status"]["lastRequestId"] = "id-9"
     assert "(id-9, handled)" in describe(handled)
+
+
+def test_status_reads_a_requested_pause_from_the_pause_conditions() -> None:
+    obj = body()
+    obj["status"]["pauseConditions"] = [
+        {"reason": "PausedByRequest", "startTime": "2026-08-01T12:00:00Z"}
+    ]
+    assert "  Paused:        yes (kubectl modeldeploy pause)\n" in describe(obj)
+
+
+def test_the_patch_the_plugin_sends_is_the_request_the_operator_reads() -> None:
+    kubectl = FakeKubectl(body())
+    code, _, _ = run(["pause", "iris"], kubectl)
+    assert code == 0
+    md = ModelDeployment.model_validate(kubectl.obj)
+    assert pending_request(kubectl.obj, md) == PendingRequest("id-1", "pause", stale=False)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from modeldeploy_operator.api import AnalysisResult, ModelDeployment
+from modeldeploy_operator.api import (
+    AnalysisResult,
+    ModelDeployment,
+    PauseCondition,
+    PauseReason,
+)
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.planning import AnalysisUnavailable, Plan, Routing, plan_tracks
+from modeldeploy_operator.rollout.context import RolloutContext
+from modeldeploy_operator.rollout.machine import Stage, canary_stage, plan_tracks, stage_of
+from modeldeploy_operator.rollout.plan import AnalysisUnavailable, Plan, Routing
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.status import compute_status
 
@@ -267,6 +275,86 @@ def test_paused_holds_the_step() -> None:
     model, health = at_first_step(rollout={**ROLLOUT, "paused": True})
     plan = plan_tracks(model, health, T0 + timedelta(hours=2), ROUTING)
     assert plan.rollout.step == 0 and plan.rollout.paused and plan.requeue_after is None
+
+
+def test_a_pause_request_is_written_as_a_pause_condition_and_held_until_resumed() -> None:
+    model, health = at_first_step()
+    paused = plan_tracks(model, health, T0, ROUTING, request=("r1", "pause"))
+    assert paused.rollout.pause == PauseReason.REQUEST
+    model = advance(model, paused, health, T0)
+    assert model.status.pause_conditions == [
+        PauseCondition(reason=PauseReason.REQUEST, start_time=T0)
+    ]
+    assert progressing(model)["reason"] == "PausedByRequest"  # the condition stays as it was
+
+    later = T0 + timedelta(hours=2)
+    held = plan_tracks(model, health, later, ROUTING)
+    assert held.rollout.step == 0 and held.rollout.pause == PauseReason.REQUEST
+    assert held.requeue_after is None
+    still = advance(model, held, health, later)
+    # Still the pass that paused it, not this one: an unchanged pause writes nothing.
+    assert still.status.pause_conditions == model.status.pause_conditions
+
+    resumed = plan_tracks(still, health, later, ROUTING, request=("r2", "resume"))
+    assert not resumed.rollout.paused and resumed.rollout.step == 1
+    assert advance(still, resumed, health, later).status.pause_conditions is None
+
+
+def test_the_pause_condition_alone_holds_the_rollout() -> None:
+    model, health = at_first_step()
+    body = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"]["pauseConditions"] = [
+        {"reason": "PausedByRequest", "startTime": "2026-01-01T00:00:00Z"}
+    ]
+    plan = plan_tracks(
+        ModelDeployment.model_validate(body), health, T0 + timedelta(hours=2), ROUTING
+    )
+    assert plan.rollout.pause == PauseReason.REQUEST and plan.rollout.step == 0
+
+
+def test_a_status_written_before_pause_conditions_still_holds_a_requested_pause() -> None:
+    """An operator upgraded mid-pause finds only the Progressing condition's reason."""
+    model, health = at_first_step()
+    body = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for cond in body["status"]["conditions"]:
+        if cond["type"] == "Progressing":
+            cond["reason"] = "PausedByRequest"
+    assert "pauseConditions" not in body["status"]
+    plan = plan_tracks(
+        ModelDeployment.model_validate(body), health, T0 + timedelta(hours=2), ROUTING
+    )
+    assert plan.rollout.pause == PauseReason.REQUEST and plan.rollout.step == 0
+
+
+def test_the_spec_pause_names_itself_in_the_pause_condition() -> None:
+    model, health = at_first_step(rollout={**ROLLOUT, "paused": True})
+    plan = plan_tracks(model, health, T0 + timedelta(hours=2), ROUTING)
+    written = advance(model, plan, health, T0 + timedelta(hours=2))
+    assert [p.reason for p in written.status.pause_conditions or []] == [PauseReason.SPEC]
+    assert progressing(written)["reason"] == "Paused"
+
+
+def test_each_state_is_named() -> None:
+    assert stage_of(md("1")) == Stage.STEADY  # nothing stable yet
+    assert stage_of(stable_at("1")) == Stage.STEADY
+    immediate = bump(stable_at("1"), "2", rollout={"strategy": "Immediate"})
+    assert stage_of(immediate) == Stage.SWITCHING_OVER
+
+    model, health = at_first_step(**ANALYSIS)
+    assert stage_of(model) is None  # a canary: its stage depends on the pass
+    body = model.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["status"]["failedServingHash"] = model.spec.serving().fingerprint()
+    assert stage_of(ModelDeployment.model_validate(body)) == Stage.ROLLED_BACK
+
+    stable = model.status.stable_serving
+    assert stable is not None
+    at = T0 + timedelta(seconds=30)
+    ctx = RolloutContext(model, health, at, ROUTING, stable, model.spec.serving(), replicas=2)
+    state = plan_tracks(model, health, at, ROUTING).rollout  # at step 0 since T0
+    assert canary_stage(ctx, state) == Stage.WAITING
+    assert canary_stage(replace(ctx, now=T0 + timedelta(seconds=61)), state) == Stage.JUDGING
+    assert canary_stage(ctx, replace(state, pause=PauseReason.SPEC)) == Stage.PAUSED
+    assert canary_stage(ctx, replace(state, step=None)) == Stage.WARMING
 
 
 def test_requests_promote_and_abort() -> None:

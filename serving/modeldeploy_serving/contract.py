@@ -1,0 +1,46 @@
+"""What the operator, the kubectl plugin and the model server agree on, each defined once.
+
+The operator writes these into the pods it builds (environment, mounts, `modeldeploy fetch` and
+`modeldeploy serve` arguments) and the server and storage initializer read them; the plugin
+writes the request annotations and the operator reads them. They live in the serving package,
+which never imports the operator: both images install both packages (one distribution), so the
+operator and the plugin import them from here. Standard library only, so importing this module
+loads nothing of the server (the operator image has no scikit-learn).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- The environment the operator gives every serving container. -----------------------------
+# The server labels every metric series with these (`model`, `version`), so analysis queries
+# never depend on scrape relabelling; they stand in for `--name` / `--version`.
+ENV_MODEL: Final = "MODELDEPLOY_MODEL"
+ENV_VERSION: Final = "MODELDEPLOY_VERSION"
+# Stand-ins for flags of `modeldeploy serve` / `modeldeploy fetch`, for a user's spec.server.env.
+ENV_SHA256: Final = "MODELDEPLOY_SHA256"
+ENV_SKOPS_TRUSTED: Final = "MODELDEPLOY_SKOPS_TRUSTED"
+ENV_PVC_ROOT: Final = "MODELDEPLOY_PVC_ROOT"
+
+# -- Where the artifact is in a serving pod. ---------------------------------------------------
+# `modeldeploy fetch URI MODEL_MOUNT_PATH` writes the artifact into an emptyDir mounted here, and
+# the server runs with `--model-dir MODEL_MOUNT_PATH`.
+MODEL_MOUNT_PATH: Final = "/mnt/models"
+# pvc://CLAIM/PATH: the claim is mounted read-only at PVC_MOUNT_ROOT/CLAIM and read in place.
+PVC_MOUNT_ROOT: Final = "/mnt/pvc"
+# The port `modeldeploy serve` listens on, which the operator's probes and Services target.
+SERVER_PORT: Final = 8080
+
+# -- The artifact. ------------------------------------------------------------------------------
+# What a model directory holds: one of these names (a fetched single file lands under one), or
+# else its only file with one of ARTIFACT_SUFFIXES (a volume served in place).
+JOBLIB_FILE: Final = "model.joblib"
+SKOPS_FILE: Final = "model.skops"
+SKOPS_SUFFIX: Final = ".skops"
+ARTIFACT_SUFFIXES: Final = (".joblib", ".pkl", ".pickle", SKOPS_SUFFIX)
+
+# -- One-shot requests: written by `kubectl modeldeploy`, acted on by the operator. --------------
+# (The verbs, the patch and how the operator reads them: `modeldeploy_operator.rollout.requests`.)
+REQUEST_ANNOTATION: Final = "modeldeploy.dev/request"
+REQUEST_ID_ANNOTATION: Final = "modeldeploy.dev/request-id"
+REQUEST_CANARY_ANNOTATION: Final = "modeldeploy.dev/request-canary"
