@@ -61,7 +61,8 @@ def apply_list(k: Kubectl, items: list[dict[str, Any]]) -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"apiVersion": "v1", "kind": "List", "items": items}, handle)
     try:
-        k.run("apply", "--server-side", "--field-manager=bench", "-f", handle.name)
+        # Hundreds of objects, each admitted through the CRD's CEL rules: minutes on a busy machine.
+        k.run("apply", "--server-side", "--field-manager=bench", "-f", handle.name, timeout=900)
     finally:
         os.unlink(handle.name)
 

@@ -38,13 +38,15 @@ class Kubectl:
     def in_namespace(self, namespace: str) -> Kubectl:
         return Kubectl(self.kubeconfig, namespace)
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+    def run(
+        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120
+    ) -> str:
         cmd = ["kubectl", f"--kubeconfig={self.kubeconfig}"]
         if self.namespace:
             cmd.append(f"--namespace={self.namespace}")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         proc = subprocess.run(
-            [*cmd, *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
+            [*cmd, *args], input=stdin, capture_output=True, text=True, env=env, timeout=timeout
         )
         if check and proc.returncode != 0:
             raise KubectlError(list(args), proc.stderr)
