@@ -37,8 +37,10 @@ PEERING_POLL_SECONDS = 2.0
 # While the apiserver does not answer, the peering poll backs off up to this.
 PEERING_MAX_BACKOFF_SECONDS = 30.0
 
-# Children are watched by the label every child carries; the watch sees only our objects.
-MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
+# Children and pods are listed and watched by the label every one of ours carries, selected by
+# the apiserver: kopf's `labels=` filter would receive every Pod, Deployment, Service... in scope
+# and drop the others only after keeping its per-object state for each.
+SELECTED_KINDS = (*kinds.CHILD_KINDS, kinds.POD)
 
 
 def peering_poll_delay(failures: int) -> float:
@@ -73,6 +75,10 @@ class Controller:
         s.posting.level = logging.INFO
         s.networking.request_timeout = 60
         s.peering.lifetime = self.settings.peering_lifetime
+        for kind in SELECTED_KINDS:
+            s.watching.label_selectors[kind.group, kind.version, kind.plural] = (
+                naming.MANAGED_SELECTOR
+            )
         return s
 
     def alive(self) -> bool:
@@ -128,7 +134,7 @@ class Controller:
 
         pod = kinds.POD
 
-        @kopf.on.event(pod.group, pod.version, pod.plural, labels=MANAGED, registry=reg)
+        @kopf.on.event(pod.group, pod.version, pod.plural, registry=reg)
         async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = owner_key(body)
@@ -141,9 +147,7 @@ class Controller:
             self.queue.add(key)
 
     def _register_child(self, child: Kind) -> None:
-        @kopf.on.event(
-            child.group, child.version, child.plural, labels=MANAGED, registry=self.registry
-        )
+        @kopf.on.event(child.group, child.version, child.plural, registry=self.registry)
         async def child_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = owner_key(body)
@@ -194,7 +198,6 @@ class Controller:
         would re-create them) and on every resync, so that an update the watches missed or a
         stale write answer can never stay in the view. The keys whose bodies changed."""
         assert self._client is not None and self._reconciler is not None
-        selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
         # Exact names are listed one by one; patterns (kopf accepts globs such as `team-*`)
         # need a cluster-wide list filtered here, like kopf's own watches.
         patterns = self.settings.namespaces
@@ -221,9 +224,9 @@ class Controller:
 
         for scope in scopes:
             for kind in self._reconciler.watched_kinds():
-                await collect(children, kind, scope, selector)
+                await collect(children, kind, scope, naming.MANAGED_SELECTOR)
             await collect(models, kinds.MODEL_DEPLOYMENT, scope, None)
-            await collect(pods, kinds.POD, scope, selector)
+            await collect(pods, kinds.POD, scope, naming.MANAGED_SELECTOR)
         # Objects missing from a listing are dropped unless created after it; with several
         # lists, "after" must mean after the earliest of them.
         numeric = [int(v) for v in versions if v.isdigit()]
