@@ -26,7 +26,7 @@ from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_cr
 from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
-from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
+from modeldeploy_operator.telemetry import LEADING, MANAGED_OBJECTS, QUEUE_DEPTH
 from modeldeploy_operator.view import ClusterView, Key, owner_key
 from modeldeploy_operator.workqueue import WorkQueue
 
@@ -65,6 +65,7 @@ class Controller:
         self._active = asyncio.Event()
         if settings.peering is None:
             self._active.set()
+        LEADING.set(self._active.is_set())
         self._register()
 
     def kopf_settings(self) -> kopf.OperatorSettings:
@@ -305,11 +306,13 @@ class Controller:
             if leading and not self._active.is_set():
                 log.info("leading (priority %d): reconciling", self.settings.peering_priority)
                 self._active.set()
+                LEADING.set(1)
                 for key in list(self.view.models):
                     self.queue.add(key)
             elif not leading and self._active.is_set():
                 log.info("a peer with a higher priority leads: standing by")
                 self._active.clear()
+                LEADING.set(0)
             await asyncio.sleep(peering_poll_delay(failures))
 
     async def _process(self, key: Key) -> None:

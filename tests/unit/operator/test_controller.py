@@ -17,6 +17,7 @@ from modeldeploy_operator.kube import Credentials, KubeClient
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.runner import serve_observability
 from modeldeploy_operator.settings import OperatorSettings
+from prometheus_client import REGISTRY
 
 from tests.support.ports import free_port
 
@@ -148,3 +149,13 @@ def test_the_apiserver_selects_our_children_and_pods_for_the_watches() -> None:
     # ModelDeployments carry no label of ours; CRDs are the other projects' (discovery).
     for plural in (kinds.MODEL_DEPLOYMENT.plural, kinds.CRD.plural):
         assert all("labelSelector" not in request for request in requested[plural])
+
+
+def test_a_replica_says_whether_it_reconciles() -> None:
+    def leading() -> float | None:
+        return REGISTRY.get_sample_value("modeldeploy_operator_leading")
+
+    Controller(OperatorSettings(server_image="img", peering="md"))
+    assert leading() == 0  # until the peering object says it leads
+    Controller(OperatorSettings(server_image="img"))
+    assert leading() == 1
