@@ -303,7 +303,7 @@ class Controller:
                 log.warning("cannot read the peering object %s: %r", name, err)
                 leading = False
                 failures += 1
-            if leading and not self._active.is_set():
+            if leading and not self._active.is_set() and await self._caught_up():
                 log.info("leading (priority %d): reconciling", self.settings.peering_priority)
                 self._active.set()
                 LEADING.set(1)
@@ -314,6 +314,18 @@ class Controller:
                 self._active.clear()
                 LEADING.set(0)
             await asyncio.sleep(peering_poll_delay(failures))
+
+    async def _caught_up(self) -> bool:
+        """Re-list before leading: kopf closed this replica's watches while it stood by, so a
+        model deleted meanwhile is still in the view (kopf's own re-list on resuming adds and
+        updates, it never deletes), and a pass for it would re-create children owned by a uid
+        that no longer exists. False when the apiserver did not answer: stand by until it does."""
+        try:
+            await self._relist()
+        except (ApiError, *UNREACHABLE) as err:
+            log.warning("cannot re-list the watched objects before leading: %r", err)
+            return False
+        return True
 
     async def _process(self, key: Key) -> None:
         assert self._reconciler is not None

@@ -11,9 +11,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.support.audit import AuditLog
 from tests.support.kube import Kubectl, eventually
 from tests.support.models import model, wait_ready
 from tests.support.operator_process import ROOT, OperatorProcess
@@ -38,6 +40,15 @@ def reconciles(op: OperatorProcess) -> float:
 
 def leading(op: OperatorProcess) -> bool:
     return sample(op, "modeldeploy_operator_leading") == 1
+
+
+def status(k: Kubectl, name: str) -> dict[str, Any]:
+    md = k.get("md", name)
+    return dict(md.get("status", {})) if md else {}
+
+
+def models_in_view(op: OperatorProcess) -> float:
+    return sample(op, 'modeldeploy_operator_managed_objects{kind="ModelDeployment"}')
 
 
 @pytest.fixture
@@ -99,4 +110,53 @@ def test_only_the_leader_reconciles_and_the_standby_takes_over(
         eventually(lambda: reconciles(standby) > 0, timeout=30, what="the standby's passes counted")
     finally:
         leader.stop()
+        standby.stop()
+
+
+def test_a_model_deleted_while_the_leader_is_stopped_is_never_written_for_by_the_new_leader(
+    ha_namespace: Kubectl, tmp_path: Path
+) -> None:
+    """A standby's kopf watches are paused: a deletion while it stands by never reaches its view.
+    `ghost`, mid-rollout in the standby's view, is deleted while the leader is frozen; the
+    standby takes over and must neither keep it nor write for it, even once its step is due.
+    `witness` rolls out the same way, started later: its promotion by the new leader means
+    the ghost's step was due too."""
+    k = ha_namespace
+    audit = AuditLog.beside(k.kubeconfig)
+    assert audit.available, f"no audit log at {audit.path}: the cluster of cluster/up.sh has one"
+    rollout = {"steps": [50], "stepInterval": "45s"}
+    standby, leader = replica(k, tmp_path, "standby", 10), replica(k, tmp_path, "leader", 20)
+    standby.start()
+    try:
+        # Alone, the standby leads: both models are in its view, mid-rollout, when it pauses.
+        eventually(lambda: leading(standby), timeout=60, what="the first replica leading")
+        for name in ("ghost", "witness"):
+            k.apply(model(name, "1", rollout=rollout))
+        for name in ("ghost", "witness"):
+            wait_ready(k, name)
+            k.apply(model(name, "2", rollout=rollout))
+        for name in ("ghost", "witness"):
+            eventually(
+                lambda name=name: status(k, name).get("canaryWeight") == 50,
+                timeout=60,
+                what=f"{name} at its canary step",
+            )
+        leader.start()
+        wait_until_leads(leader, standby)
+
+        leader.freeze()  # its keep-alive ages out; it sees and writes nothing more
+        mark = audit.mark()
+        k.delete("md", "ghost", wait=True)
+        eventually(lambda: leading(standby), timeout=60, what="the standby taking over")
+
+        eventually(
+            lambda: status(k, "witness").get("stableVersion") == "2",
+            timeout=120,
+            what="the new leader promoting witness",
+        )
+        ghost_writes = [w for w in audit.writes_since(mark, str(k.namespace)) if "ghost" in w.name]
+        assert ghost_writes == []
+        assert models_in_view(standby) == 1
+    finally:
+        leader.kill()
         standby.stop()

@@ -159,3 +159,43 @@ def test_a_replica_says_whether_it_reconciles() -> None:
     assert leading() == 0  # until the peering object says it leads
     Controller(OperatorSettings(server_image="img"))
     assert leading() == 1
+
+
+def test_a_replica_taking_over_drops_a_model_deleted_while_it_stood_by() -> None:
+    """kopf paused the standby's watches: the deletion never came as an event. Before its
+    workers may write, the new leader's view must agree with the API again."""
+    settings = OperatorSettings(server_image="img", peering="md", namespaces=("ns",))
+    ghost = {
+        "apiVersion": "modeldeploy.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "ghost", "namespace": "ns", "uid": "u-1", "resourceVersion": "5"},
+    }
+
+    async def scenario() -> tuple[dict[Any, Any], list[str]]:
+        controller = Controller(settings)
+        controller.view.remember_model(ghost)
+        client = KubeClient(Credentials("https://apiserver.invalid", False))
+        requested: list[str] = []
+
+        async def answer(method: str, path: str, **_: Any) -> Any:
+            requested.append(path)
+            if kinds.PEERING.plural in path:
+                return {"items": [{"status": {}}]}  # no other peer: this replica leads
+            return {"kind": "List", "items": [], "metadata": {"resourceVersion": "10"}}
+
+        client._request = answer  # type: ignore[method-assign]
+        controller._client = client
+        controller._reconciler = Reconciler(client, controller.view, controller.queue, settings)
+        peering = asyncio.create_task(controller._follow_peering())
+        try:
+            async with asyncio.timeout(30):
+                await controller._active.wait()
+            return dict(controller.view.models), requested
+        finally:
+            peering.cancel()
+            await asyncio.gather(peering, return_exceptions=True)
+            await client.close()
+
+    models, requested = asyncio.run(scenario())
+    assert models == {}
+    assert kinds.MODEL_DEPLOYMENT.path("ns") in requested
