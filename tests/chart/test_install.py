@@ -110,13 +110,24 @@ def replace_role(kube: Kubectl, role: dict[str, Any]) -> None:
     kube.run("replace", "-f", "-", stdin=json.dumps(role))
 
 
-def without_verb(kube: Kubectl, role: dict[str, Any], resource: str, verb: str) -> None:
-    """Replaces a Role with the same role minus one verb on one resource."""
+def without_verb(kube: Kubectl, role: dict[str, Any], resource: str, verb: str, user: str) -> None:
+    """Replaces a Role with the same role minus one verb on one resource, then waits until the
+    apiserver's authorizer denies it to `user` (what `kubectl auth can-i --as` asks): it reads
+    Roles from a cache that trails the update, and a request sent at once may still pass."""
     role = json.loads(json.dumps(role))
+    assert kube.namespace is not None, "a Role is namespaced"
+    checks: list[tuple[str | None, str, str, str]] = []
     for rule in role["rules"]:
         if resource in rule["resources"] and verb in rule["verbs"]:
             rule["verbs"].remove(verb)
+            checks += [(kube.namespace, group, resource, verb) for group in rule["apiGroups"]]
+    assert checks, f"the Role grants no {verb} on {resource}"
     replace_role(kube, role)
+    eventually(
+        lambda: not any(access_reviews(kube, user, checks).values()),
+        timeout=60,
+        what=f"the authorizer denying {user} {verb} on {resource}",
+    )
 
 
 def test_install_waits_for_the_operator_and_uninstall_keeps_the_crds(
@@ -194,7 +205,7 @@ def test_server_side_apply_of_a_new_object_needs_create_as_well_as_patch(
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
     role = role_of(kube, models_namespace, release.cluster_name)
-    without_verb(models, role, "services", "create")
+    without_verb(models, role, "services", "create", release.user)
     as_operator = Kubectl(release.kubeconfig(tmp_path / "sa.kubeconfig"), models_namespace)
     service = {
         "apiVersion": "v1",
@@ -250,9 +261,8 @@ def test_without_patch_on_deployments_the_operator_gets_403(
 ) -> None:
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
-    without_verb(
-        models, role_of(kube, models_namespace, release.cluster_name), "deployments", "patch"
-    )
+    role = role_of(kube, models_namespace, release.cluster_name)
+    without_verb(models, role, "deployments", "patch", release.user)
     offset = AUDIT_LOG.stat().st_size
     operator = release.operator(models_namespace, tmp_path)
     models.apply(model("iris", replicas=1))
@@ -274,7 +284,8 @@ def test_without_list_on_pods_the_operator_never_becomes_ready(
 ) -> None:
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
-    without_verb(models, role_of(kube, models_namespace, release.cluster_name), "pods", "list")
+    role = role_of(kube, models_namespace, release.cluster_name)
+    without_verb(models, role, "pods", "list", release.user)
     operator = release.operator(models_namespace, tmp_path, start=False)
     with pytest.raises(RuntimeError, match="not ready"):
         operator.start(timeout=20)
