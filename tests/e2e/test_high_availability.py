@@ -134,8 +134,9 @@ def test_a_model_deleted_while_the_leader_is_stopped_is_never_written_for_by_the
             k.apply(model(name, "1", rollout=rollout))
         for name in ("ghost", "witness"):
             wait_ready(k, name)
-            k.apply(model(name, "2", rollout=rollout))
+        # One after the other: the witness's step begins after the ghost's, so it ends later.
         for name in ("ghost", "witness"):
+            k.apply(model(name, "2", rollout=rollout))
             eventually(
                 lambda name=name: status(k, name).get("canaryWeight") == 50,
                 timeout=60,
