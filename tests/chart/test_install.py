@@ -17,7 +17,7 @@ import pytest
 import yaml
 from modeldeploy_operator import rbac
 
-from tests.support.audit import AUDIT_LOG
+from tests.support.audit import AuditLog
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.helm import CHART
 from tests.support.kube import Kubectl, KubectlError, eventually
@@ -26,11 +26,19 @@ from tests.support.models import model
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
-def audit_events(offset: int, user: str, namespace: str) -> list[dict[str, Any]]:
+@pytest.fixture
+def audit_log(kube: Kubectl) -> Path:
+    """The audit log of the cluster under test, which another checkout may have started."""
+    log = AuditLog.beside(kube.kubeconfig)
+    assert log.available, f"no audit log at {log.path}: the cluster of cluster/up.sh has one"
+    return log.path
+
+
+def audit_events(path: Path, offset: int, user: str, namespace: str) -> list[dict[str, Any]]:
     """Completed write requests by `user` in `namespace` since `offset` (the audit policy
     records writes only)."""
     events = []
-    with AUDIT_LOG.open("rb") as handle:
+    with path.open("rb") as handle:
         handle.seek(offset)
         for line in handle:
             event = json.loads(line)
@@ -226,12 +234,16 @@ def test_server_side_apply_of_a_new_object_needs_create_as_well_as_patch(
 
 
 def test_the_operator_as_the_charts_service_account_serves_a_model(
-    installer: ChartInstaller, kube: Kubectl, models_namespace: str, tmp_path: Path
+    installer: ChartInstaller,
+    kube: Kubectl,
+    models_namespace: str,
+    tmp_path: Path,
+    audit_log: Path,
 ) -> None:
     release = installer.install(
         {"watchNamespaces": [models_namespace], "peering": {"enabled": True}}
     )
-    offset = AUDIT_LOG.stat().st_size
+    offset = audit_log.stat().st_size
     operator = release.operator(models_namespace, tmp_path, f"--peering={release.cluster_name}")
     models = kube.in_namespace(models_namespace)
     models.apply(model("iris", replicas=1))
@@ -246,7 +258,7 @@ def test_the_operator_as_the_charts_service_account_serves_a_model(
 
     eventually(ready, timeout=90, what="iris Ready")
     assert operator.probe("/readyz")
-    events = audit_events(offset, release.user, models_namespace)
+    events = audit_events(audit_log, offset, release.user, models_namespace)
     assert not denied(events), denied(events)
     log = operator.log_path.read_text()
     assert "403" not in log and "orbidden" not in log and "permissions" not in log, log
@@ -257,18 +269,22 @@ def test_the_operator_as_the_charts_service_account_serves_a_model(
 
 
 def test_without_patch_on_deployments_the_operator_gets_403(
-    installer: ChartInstaller, kube: Kubectl, models_namespace: str, tmp_path: Path
+    installer: ChartInstaller,
+    kube: Kubectl,
+    models_namespace: str,
+    tmp_path: Path,
+    audit_log: Path,
 ) -> None:
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
     role = role_of(kube, models_namespace, release.cluster_name)
     without_verb(models, role, "deployments", "patch", release.user)
-    offset = AUDIT_LOG.stat().st_size
+    offset = audit_log.stat().st_size
     operator = release.operator(models_namespace, tmp_path)
     models.apply(model("iris", replicas=1))
 
     def forbidden_patch() -> list[str]:
-        return [d for d in denied(audit_events(offset, release.user, models_namespace))
+        return [d for d in denied(audit_events(audit_log, offset, release.user, models_namespace))
                 if d.startswith("patch deployments")]  # fmt: skip
 
     eventually(forbidden_patch, timeout=60, what="a 403 on patching the Deployment")
