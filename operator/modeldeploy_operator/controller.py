@@ -26,7 +26,7 @@ from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_cr
 from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
-from modeldeploy_operator.telemetry import MANAGED_OBJECTS, QUEUE_DEPTH
+from modeldeploy_operator.telemetry import LEADING, MANAGED_OBJECTS, QUEUE_DEPTH
 from modeldeploy_operator.view import ClusterView, Key, owner_key
 from modeldeploy_operator.workqueue import WorkQueue
 
@@ -37,8 +37,10 @@ PEERING_POLL_SECONDS = 2.0
 # While the apiserver does not answer, the peering poll backs off up to this.
 PEERING_MAX_BACKOFF_SECONDS = 30.0
 
-# Children are watched by the label every child carries; the watch sees only our objects.
-MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGER}
+# Children and pods are listed and watched by the label every one of ours carries, selected by
+# the apiserver: kopf's `labels=` filter would receive every Pod, Deployment, Service... in scope
+# and drop the others only after keeping its per-object state for each.
+SELECTED_KINDS = (*kinds.CHILD_KINDS, kinds.POD)
 
 
 def peering_poll_delay(failures: int) -> float:
@@ -63,6 +65,7 @@ class Controller:
         self._active = asyncio.Event()
         if settings.peering is None:
             self._active.set()
+        LEADING.set(self._active.is_set())
         self._register()
 
     def kopf_settings(self) -> kopf.OperatorSettings:
@@ -73,6 +76,10 @@ class Controller:
         s.posting.level = logging.INFO
         s.networking.request_timeout = 60
         s.peering.lifetime = self.settings.peering_lifetime
+        for kind in SELECTED_KINDS:
+            s.watching.label_selectors[kind.group, kind.version, kind.plural] = (
+                naming.MANAGED_SELECTOR
+            )
         return s
 
     def alive(self) -> bool:
@@ -128,7 +135,7 @@ class Controller:
 
         pod = kinds.POD
 
-        @kopf.on.event(pod.group, pod.version, pod.plural, labels=MANAGED, registry=reg)
+        @kopf.on.event(pod.group, pod.version, pod.plural, registry=reg)
         async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = owner_key(body)
@@ -141,9 +148,7 @@ class Controller:
             self.queue.add(key)
 
     def _register_child(self, child: Kind) -> None:
-        @kopf.on.event(
-            child.group, child.version, child.plural, labels=MANAGED, registry=self.registry
-        )
+        @kopf.on.event(child.group, child.version, child.plural, registry=self.registry)
         async def child_event(event: kopf.RawEvent, **_: Any) -> None:
             body: dict[str, Any] = dict(event["object"])
             key = owner_key(body)
@@ -194,7 +199,6 @@ class Controller:
         would re-create them) and on every resync, so that an update the watches missed or a
         stale write answer can never stay in the view. The keys whose bodies changed."""
         assert self._client is not None and self._reconciler is not None
-        selector = f"{naming.LABEL_MANAGED_BY}={naming.MANAGER}"
         # Exact names are listed one by one; patterns (kopf accepts globs such as `team-*`)
         # need a cluster-wide list filtered here, like kopf's own watches.
         patterns = self.settings.namespaces
@@ -221,9 +225,9 @@ class Controller:
 
         for scope in scopes:
             for kind in self._reconciler.watched_kinds():
-                await collect(children, kind, scope, selector)
+                await collect(children, kind, scope, naming.MANAGED_SELECTOR)
             await collect(models, kinds.MODEL_DEPLOYMENT, scope, None)
-            await collect(pods, kinds.POD, scope, selector)
+            await collect(pods, kinds.POD, scope, naming.MANAGED_SELECTOR)
         # Objects missing from a listing are dropped unless created after it; with several
         # lists, "after" must mean after the earliest of them.
         numeric = [int(v) for v in versions if v.isdigit()]
@@ -299,15 +303,29 @@ class Controller:
                 log.warning("cannot read the peering object %s: %r", name, err)
                 leading = False
                 failures += 1
-            if leading and not self._active.is_set():
+            if leading and not self._active.is_set() and await self._caught_up():
                 log.info("leading (priority %d): reconciling", self.settings.peering_priority)
                 self._active.set()
+                LEADING.set(1)
                 for key in list(self.view.models):
                     self.queue.add(key)
             elif not leading and self._active.is_set():
                 log.info("a peer with a higher priority leads: standing by")
                 self._active.clear()
+                LEADING.set(0)
             await asyncio.sleep(peering_poll_delay(failures))
+
+    async def _caught_up(self) -> bool:
+        """Re-list before leading: kopf closed this replica's watches while it stood by, so a
+        model deleted meanwhile is still in the view (kopf's own re-list on resuming adds and
+        updates, it never deletes), and a pass for it would re-create children owned by a uid
+        that no longer exists. False when the apiserver did not answer: stand by until it does."""
+        try:
+            await self._relist()
+        except (ApiError, *UNREACHABLE) as err:
+            log.warning("cannot re-list the watched objects before leading: %r", err)
+            return False
+        return True
 
     async def _process(self, key: Key) -> None:
         assert self._reconciler is not None

@@ -33,6 +33,8 @@ LABEL_TRACK: Final = "modeldeploy.dev/track"
 
 MANAGER: Final = "modeldeploy"
 PART_OF: Final = "modeldeploy"
+# What selects our children and pods, and nothing else, in list and watch requests.
+MANAGED_SELECTOR: Final = f"{LABEL_MANAGED_BY}={MANAGER}"
 
 # Pod template annotation: fingerprint of the serving template the pods run.
 ANNOTATION_SERVING_HASH: Final = "modeldeploy.dev/serving-hash"

@@ -3,8 +3,9 @@
 kopf pauses its own handlers when a live peer with a higher (or equal) priority exists, but the
 reconcile workers here are the operator's own tasks, so they follow the same rule, read from the
 same peering object's keep-alives: a replica reconciles only while no other live peer has a
-priority at least as high as its own. Standby replicas keep their watch-fed view current, so a
-failover starts warm. Reads only: kopf writes the keep-alives.
+priority at least as high as its own. kopf also closes a standby's watch streams, so a
+replica that takes over re-lists before its workers write (controller.py). Reads only: kopf
+writes the keep-alives.
 """
 
 from __future__ import annotations

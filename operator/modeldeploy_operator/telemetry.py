@@ -44,6 +44,10 @@ ROLLOUTS_IN_PROGRESS = Gauge(
     "modeldeploy_operator_rollouts_in_progress",
     "ModelDeployments with a canary rollout in progress.",
 )
+LEADING = Gauge(
+    "modeldeploy_operator_leading",
+    "1 while this replica reconciles: always when standalone, while it leads with --peering.",
+)
 QUEUE_DEPTH = Gauge(
     "modeldeploy_operator_queue_depth",
     "ModelDeployments waiting to be reconciled.",

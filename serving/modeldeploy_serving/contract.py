@@ -31,6 +31,15 @@ PVC_MOUNT_ROOT: Final = "/mnt/pvc"
 # The port `modeldeploy serve` listens on, which the operator's probes and Services target.
 SERVER_PORT: Final = 8080
 
+# -- What clients call: the only paths a Gateway routes to the server. -------------------------
+# KServe V1 (`/v1/models`, `/v1/models/<name>`, `:predict`; `GET /` is its client's liveness) and
+# the Open Inference Protocol V2 (health, server metadata, model metadata and readiness, infer).
+# Everything else the server answers (`/metrics`: the artifact's digest, class counts, drift) is
+# for the cluster's own scrapers. Gateway API semantics: an exact path, or a prefix matched on
+# whole path segments (`/v2/models` matches `/v2/models/iris/infer`, not `/v2/modelsx`).
+CLIENT_EXACT_PATHS: Final = ("/", "/v2", "/v2/")
+CLIENT_PATH_PREFIXES: Final = ("/v1/models", "/v2/health", "/v2/models")
+
 # -- The artifact. ------------------------------------------------------------------------------
 # What a model directory holds: one of these names (a fetched single file lands under one), or
 # else its only file with one of ARTIFACT_SUFFIXES (a volume served in place).

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from modeldeploy_operator import rbac
 
-from tests.support.audit import AUDIT_LOG
+from tests.support.audit import AuditLog
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.helm import CHART
 from tests.support.kube import Kubectl, KubectlError, eventually
@@ -26,11 +26,19 @@ from tests.support.models import model
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
 
-def audit_events(offset: int, user: str, namespace: str) -> list[dict[str, Any]]:
+@pytest.fixture
+def audit_log(kube: Kubectl) -> Path:
+    """The audit log of the cluster under test, which another checkout may have started."""
+    log = AuditLog.beside(kube.kubeconfig)
+    assert log.available, f"no audit log at {log.path}: the cluster of cluster/up.sh has one"
+    return log.path
+
+
+def audit_events(path: Path, offset: int, user: str, namespace: str) -> list[dict[str, Any]]:
     """Completed write requests by `user` in `namespace` since `offset` (the audit policy
     records writes only)."""
     events = []
-    with AUDIT_LOG.open("rb") as handle:
+    with path.open("rb") as handle:
         handle.seek(offset)
         for line in handle:
             event = json.loads(line)
@@ -110,13 +118,24 @@ def replace_role(kube: Kubectl, role: dict[str, Any]) -> None:
     kube.run("replace", "-f", "-", stdin=json.dumps(role))
 
 
-def without_verb(kube: Kubectl, role: dict[str, Any], resource: str, verb: str) -> None:
-    """Replaces a Role with the same role minus one verb on one resource."""
+def without_verb(kube: Kubectl, role: dict[str, Any], resource: str, verb: str, user: str) -> None:
+    """Replaces a Role with the same role minus one verb on one resource, then waits until the
+    apiserver's authorizer denies it to `user` (what `kubectl auth can-i --as` asks): it reads
+    Roles from a cache that trails the update, and a request sent at once may still pass."""
     role = json.loads(json.dumps(role))
+    assert kube.namespace is not None, "a Role is namespaced"
+    checks: list[tuple[str | None, str, str, str]] = []
     for rule in role["rules"]:
         if resource in rule["resources"] and verb in rule["verbs"]:
             rule["verbs"].remove(verb)
+            checks += [(kube.namespace, group, resource, verb) for group in rule["apiGroups"]]
+    assert checks, f"the Role grants no {verb} on {resource}"
     replace_role(kube, role)
+    eventually(
+        lambda: not any(access_reviews(kube, user, checks).values()),
+        timeout=60,
+        what=f"the authorizer denying {user} {verb} on {resource}",
+    )
 
 
 def test_install_waits_for_the_operator_and_uninstall_keeps_the_crds(
@@ -194,7 +213,7 @@ def test_server_side_apply_of_a_new_object_needs_create_as_well_as_patch(
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
     role = role_of(kube, models_namespace, release.cluster_name)
-    without_verb(models, role, "services", "create")
+    without_verb(models, role, "services", "create", release.user)
     as_operator = Kubectl(release.kubeconfig(tmp_path / "sa.kubeconfig"), models_namespace)
     service = {
         "apiVersion": "v1",
@@ -215,12 +234,16 @@ def test_server_side_apply_of_a_new_object_needs_create_as_well_as_patch(
 
 
 def test_the_operator_as_the_charts_service_account_serves_a_model(
-    installer: ChartInstaller, kube: Kubectl, models_namespace: str, tmp_path: Path
+    installer: ChartInstaller,
+    kube: Kubectl,
+    models_namespace: str,
+    tmp_path: Path,
+    audit_log: Path,
 ) -> None:
     release = installer.install(
         {"watchNamespaces": [models_namespace], "peering": {"enabled": True}}
     )
-    offset = AUDIT_LOG.stat().st_size
+    offset = audit_log.stat().st_size
     operator = release.operator(models_namespace, tmp_path, f"--peering={release.cluster_name}")
     models = kube.in_namespace(models_namespace)
     models.apply(model("iris", replicas=1))
@@ -235,7 +258,7 @@ def test_the_operator_as_the_charts_service_account_serves_a_model(
 
     eventually(ready, timeout=90, what="iris Ready")
     assert operator.probe("/readyz")
-    events = audit_events(offset, release.user, models_namespace)
+    events = audit_events(audit_log, offset, release.user, models_namespace)
     assert not denied(events), denied(events)
     log = operator.log_path.read_text()
     assert "403" not in log and "orbidden" not in log and "permissions" not in log, log
@@ -246,19 +269,22 @@ def test_the_operator_as_the_charts_service_account_serves_a_model(
 
 
 def test_without_patch_on_deployments_the_operator_gets_403(
-    installer: ChartInstaller, kube: Kubectl, models_namespace: str, tmp_path: Path
+    installer: ChartInstaller,
+    kube: Kubectl,
+    models_namespace: str,
+    tmp_path: Path,
+    audit_log: Path,
 ) -> None:
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
-    without_verb(
-        models, role_of(kube, models_namespace, release.cluster_name), "deployments", "patch"
-    )
-    offset = AUDIT_LOG.stat().st_size
+    role = role_of(kube, models_namespace, release.cluster_name)
+    without_verb(models, role, "deployments", "patch", release.user)
+    offset = audit_log.stat().st_size
     operator = release.operator(models_namespace, tmp_path)
     models.apply(model("iris", replicas=1))
 
     def forbidden_patch() -> list[str]:
-        return [d for d in denied(audit_events(offset, release.user, models_namespace))
+        return [d for d in denied(audit_events(audit_log, offset, release.user, models_namespace))
                 if d.startswith("patch deployments")]  # fmt: skip
 
     eventually(forbidden_patch, timeout=60, what="a 403 on patching the Deployment")
@@ -274,7 +300,8 @@ def test_without_list_on_pods_the_operator_never_becomes_ready(
 ) -> None:
     release = installer.install({"watchNamespaces": [models_namespace]})
     models = kube.in_namespace(models_namespace)
-    without_verb(models, role_of(kube, models_namespace, release.cluster_name), "pods", "list")
+    role = role_of(kube, models_namespace, release.cluster_name)
+    without_verb(models, role, "pods", "list", release.user)
     operator = release.operator(models_namespace, tmp_path, start=False)
     with pytest.raises(RuntimeError, match="not ready"):
         operator.start(timeout=20)

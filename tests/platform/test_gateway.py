@@ -5,6 +5,8 @@ through the Gateway to real pods is within 5 points of the declared weight.
 The route is the Gateway API router's own (`GatewayApiRouter.route_objects`, what the
 reconciler applies), attached to the Gateway modeldeploy-system/web; its backends are echo pods
 (tests/support/echo) behind the per-version Services it names, each answering its version.
+Echo pods answer every path, `/metrics` included: whatever the Gateway does not forward is the
+route's doing, and Traefik answers it 404.
 """
 
 from __future__ import annotations
@@ -72,6 +74,17 @@ def wait_for_weights(api: str, namespace: str, expected: dict[str, int]) -> None
     )
 
 
+def get(gateway: str, hostname: str, path: str) -> tuple[int, str]:
+    target = urlsplit(gateway)
+    connection = http.client.HTTPConnection(target.hostname or "", target.port, timeout=10)
+    try:
+        connection.request("GET", path, headers={"Host": hostname})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
 def send(gateway: str, hostname: str, count: int) -> Counter[str]:
     """`count` sequential requests on one keep-alive connection: answers by body, errors by
     status."""
@@ -115,3 +128,29 @@ def test_traefik_splits_traffic_as_the_operators_httproute_declares(
     assert all(abs(share - weight) <= TOLERANCE_POINTS for weight, share in measured.items()), (
         measured
     )
+
+
+def test_through_the_gateway_clients_reach_the_inference_paths_and_never_metrics(
+    k: Kubectl, namespace: str, echo_image: str, gateway_url: str
+) -> None:
+    hostname = f"{MODEL}.{namespace}.test"
+    md = model_deployment(namespace, hostname)
+    name = naming.track_name(MODEL, STABLE)
+    k.apply(*echo_backend(name, echo_image, STABLE, naming.pod_labels(MODEL, STABLE)))
+    k.run("rollout", "status", f"deployment/{name}", "--timeout=120s")
+    split = TrafficSplit(stable_version=STABLE, canary_version=None, canary_weight=0)
+    [route] = GatewayApiRouter().route_objects(md, split)
+    k.apply(without_owner(route))
+    client_calls = (
+        "/", "/v1/models/split:predict", "/v2", "/v2/health/ready", "/v2/models/split/infer",
+    )  # fmt: skip
+    eventually(
+        lambda: all(get(gateway_url, hostname, path) == (200, STABLE) for path in client_calls),
+        timeout=30,
+        what=f"Traefik forwarding {client_calls} to the echo pods",
+        retrying=(OSError,),
+    )
+    # The echo pods answer /metrics with 200 and their counter: only the Gateway says 404.
+    for path in ("/metrics", "/v1", "/v2x"):
+        status, body = get(gateway_url, hostname, path)
+        assert (status, body.strip()) == (404, "404 page not found"), (path, status, body)

@@ -27,6 +27,12 @@ class AuditLog:
     def __init__(self, path: Path = AUDIT_LOG) -> None:
         self.path = path
 
+    @classmethod
+    def beside(cls, kubeconfig: Path) -> AuditLog:
+        """The audit log of the cluster whose kubeconfig this is: cluster/up.sh links it beside
+        the kubeconfig, in the checkout that started the cluster (which may not be this one)."""
+        return cls(kubeconfig.parent / AUDIT_LOG.name)
+
     @property
     def available(self) -> bool:
         return self.path.exists()

@@ -89,6 +89,17 @@ class OperatorProcess:
         with urllib.request.urlopen(self.url + "/metrics", timeout=5) as resp:
             return str(resp.read().decode())
 
+    def freeze(self) -> None:
+        """Stop the process without letting it exit (SIGSTOP): it says and writes nothing more,
+        as a replica whose node went away; `kill` ends it."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return

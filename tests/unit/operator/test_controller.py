@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 from modeldeploy_operator import controller as controller_module
-from modeldeploy_operator import kinds
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.controller import Controller, peering_poll_delay
 from modeldeploy_operator.kube import Credentials, KubeClient
 from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.runner import serve_observability
 from modeldeploy_operator.settings import OperatorSettings
+from prometheus_client import REGISTRY
 
 from tests.support.ports import free_port
 
@@ -75,3 +79,123 @@ def test_connection_errors_end_neither_peering_nor_resync_and_healthz_stays_ok(
 def test_the_peering_poll_backs_off_while_the_apiserver_does_not_answer() -> None:
     assert [peering_poll_delay(n) for n in range(6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert peering_poll_delay(10_000) == 30.0
+
+
+def watch_requests(controller: Controller) -> dict[str, list[dict[str, list[str]]]]:
+    """The query of every list and watch request kopf makes for each resource the controller
+    watches, by plural: kopf's own listing and watch-stream code, with the apiserver replaced
+    by an empty answer."""
+    from kopf._cogs.clients import api as kopf_api
+    from kopf._cogs.clients import fetching, watching
+    from kopf._cogs.structs import references
+
+    settings = controller.kopf_settings()
+    requested: dict[str, list[dict[str, list[str]]]] = {}
+
+    async def get(url: str, **_: Any) -> dict[str, Any]:
+        requested.setdefault(url.split("?")[0].rsplit("/", 1)[-1], []).append(query(url))
+        return {"items": [], "metadata": {"resourceVersion": "1"}}
+
+    async def stream(url: str, **_: Any) -> AsyncIterator[Any]:
+        requested.setdefault(url.split("?")[0].rsplit("/", 1)[-1], []).append(query(url))
+        for event in ():
+            yield event
+
+    def query(url: str) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(url).query)
+
+    async def list_and_watch() -> None:
+        never_paused: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for selector in controller.registry._watching.get_all_selectors():
+            # The handlers name each resource by group, version and plural (`any_name`).
+            plural = selector.plural or selector.any_name
+            assert selector.group is not None and selector.version and plural
+            scoped = plural != kinds.CRD.plural
+            resource = references.Resource(
+                selector.group, selector.version, plural, namespaced=scoped
+            )
+            async for _ in fetching.fetch_objs(
+                settings=settings,
+                resource=resource,
+                namespace="ns" if scoped else None,
+                logger=logging.getLogger(),
+            ):
+                pass
+            async for _ in watching.watch_objs(
+                settings=settings,
+                resource=resource,
+                namespace="ns" if scoped else None,
+                operator_pause_waiter=never_paused,
+            ):
+                pass
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kopf_api, "get", get)
+        patch.setattr(kopf_api, "stream", stream)
+        asyncio.run(list_and_watch())
+    return requested
+
+
+def test_the_apiserver_selects_our_children_and_pods_for_the_watches() -> None:
+    """Every Pod, Deployment, Service, HPA... of the cluster would otherwise reach the operator
+    (and kopf's per-object state) only to be dropped by a client-side filter."""
+    requested = watch_requests(Controller(OperatorSettings(server_image="img")))
+    ours = [kinds.POD.plural, *(child.plural for child in kinds.CHILD_KINDS)]
+    assert sorted(requested) == sorted([*ours, kinds.MODEL_DEPLOYMENT.plural, kinds.CRD.plural])
+    for plural in ours:
+        listing, watch = requested[plural]
+        assert "watch" not in listing and watch["watch"] == ["true"]
+        assert listing["labelSelector"] == watch["labelSelector"] == [naming.MANAGED_SELECTOR]
+    # ModelDeployments carry no label of ours; CRDs are the other projects' (discovery).
+    for plural in (kinds.MODEL_DEPLOYMENT.plural, kinds.CRD.plural):
+        assert all("labelSelector" not in request for request in requested[plural])
+
+
+def test_a_replica_says_whether_it_reconciles() -> None:
+    def leading() -> float | None:
+        return REGISTRY.get_sample_value("modeldeploy_operator_leading")
+
+    Controller(OperatorSettings(server_image="img", peering="md"))
+    assert leading() == 0  # until the peering object says it leads
+    Controller(OperatorSettings(server_image="img"))
+    assert leading() == 1
+
+
+def test_a_replica_taking_over_drops_a_model_deleted_while_it_stood_by() -> None:
+    """kopf paused the standby's watches: the deletion never came as an event. Before its
+    workers may write, the new leader's view must agree with the API again."""
+    settings = OperatorSettings(server_image="img", peering="md", namespaces=("ns",))
+    ghost = {
+        "apiVersion": "modeldeploy.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "ghost", "namespace": "ns", "uid": "u-1", "resourceVersion": "5"},
+    }
+
+    async def scenario() -> tuple[dict[Any, Any], list[str]]:
+        controller = Controller(settings)
+        controller.view.remember_model(ghost)
+        client = KubeClient(Credentials("https://apiserver.invalid", False))
+        requested: list[str] = []
+
+        async def answer(method: str, path: str, **_: Any) -> Any:
+            requested.append(path)
+            if kinds.PEERING.plural in path:
+                return {"items": [{"status": {}}]}  # no other peer: this replica leads
+            return {"kind": "List", "items": [], "metadata": {"resourceVersion": "10"}}
+
+        client._request = answer  # type: ignore[method-assign]
+        controller._client = client
+        controller._reconciler = Reconciler(client, controller.view, controller.queue, settings)
+        peering = asyncio.create_task(controller._follow_peering())
+        try:
+            async with asyncio.timeout(30):
+                await controller._active.wait()
+            return dict(controller.view.models), requested
+        finally:
+            peering.cancel()
+            await asyncio.gather(peering, return_exceptions=True)
+            await client.close()
+
+    models, requested = asyncio.run(scenario())
+    assert models == {}
+    assert kinds.MODEL_DEPLOYMENT.path("ns") in requested

@@ -3,7 +3,9 @@
 The route (`gateway.networking.k8s.io/v1`, GA since Gateway API v1.0) attaches to
 `spec.traffic.gatewayRef` (its namespace and listener `sectionName` when given), matches
 `spec.traffic.hostnames` (absent: the listeners' hostnames) and has exactly one rule, matching
-every path, whose `backendRefs` are the per-version Services on port 80. Weights are always
+only the paths clients of KServe's V1 and V2 protocols call (`contract.CLIENT_EXACT_PATHS`,
+`contract.CLIENT_PATH_PREFIXES`; the gateway answers 404 for the rest, `/metrics` included),
+whose `backendRefs` are the per-version Services on port 80. Weights are always
 written as explicit integers, 100/0 included: an unweighted backend defaults to weight 1, so two
 unweighted backends would split 50/50. The HTTPRoute is the ModelDeployment's own child, so the
 operator writes the whole object — it never edits rules of routes it does not own.
@@ -25,6 +27,8 @@ from __future__ import annotations
 import math
 import re
 from typing import Any, Final
+
+from modeldeploy_serving.contract import CLIENT_EXACT_PATHS, CLIENT_PATH_PREFIXES
 
 from modeldeploy_operator import api, kinds, naming
 from modeldeploy_operator.api import ModelDeployment
@@ -61,6 +65,13 @@ def supports_mirror_percent(bundle_version: str | None) -> bool:
     return (int(match[1]), int(match[2])) >= MIRROR_PERCENT_SINCE
 
 
+def client_matches() -> list[dict[str, Any]]:
+    """What a client may reach through the Gateway, in the route's own terms."""
+    return [{"path": {"type": "Exact", "value": path}} for path in CLIENT_EXACT_PATHS] + [
+        {"path": {"type": "PathPrefix", "value": prefix}} for prefix in CLIENT_PATH_PREFIXES
+    ]
+
+
 def _service_ref(md: ModelDeployment, version: str) -> dict[str, Any]:
     # group and kind are the API's defaults, written out so that what is applied equals what
     # the apiserver stores.
@@ -90,7 +101,7 @@ def build_httproute(md: ModelDeployment, split: TrafficSplit) -> Manifest:
         parent["sectionName"] = traffic.gateway_ref.section_name
 
     backends = [{**_service_ref(md, stable_version), "weight": 100 - canary_weight}]
-    rule: dict[str, Any] = {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}
+    rule: dict[str, Any] = {"matches": client_matches()}
     if canary_version is not None:
         backends.append({**_service_ref(md, canary_version), "weight": canary_weight})
         if mirror_percent > 0 and canary_weight < 100:

@@ -46,8 +46,21 @@ def test_the_route_is_an_owned_child_attached_to_the_gateway() -> None:
         }
     ]
     assert r["spec"]["hostnames"] == ["iris.example.com"]
-    (rule,) = r["spec"]["rules"]
-    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+
+def test_the_route_matches_only_the_inference_and_metadata_paths_never_metrics() -> None:
+    """The scrape endpoint (the artifact's digest, class counts, drift) is for the cluster's
+    Prometheus; through the Gateway a client reaches KServe's V1 and V2 paths only."""
+    for canary, weight, mirror in ((None, 0, 0), ("2", 10, 20), ("2", 100, 0)):
+        (rule,) = route(canary=canary, weight=weight, mirror=mirror)["spec"]["rules"]
+        assert rule["matches"] == [
+            {"path": {"type": "Exact", "value": "/"}},
+            {"path": {"type": "Exact", "value": "/v2"}},
+            {"path": {"type": "Exact", "value": "/v2/"}},
+            {"path": {"type": "PathPrefix", "value": "/v1/models"}},
+            {"path": {"type": "PathPrefix", "value": "/v2/health"}},
+            {"path": {"type": "PathPrefix", "value": "/v2/models"}},
+        ]
 
 
 def test_backends_are_the_version_services_on_port_80_with_explicit_weights() -> None:
