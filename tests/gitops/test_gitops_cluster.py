@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.gitops.lua import health
 from tests.gitops.test_kustomize import GITOPS, build, bump
-from tests.support.audit import AUDIT_LOG
+from tests.support.audit import AuditLog
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.kube import Kubectl, eventually
 from tests.support.nodes import on_fake_nodes
@@ -50,9 +50,9 @@ def out_of_sync(kube: Kubectl, md: dict[str, Any]) -> str:
     return proc.stdout
 
 
-def writes_by(user: str, namespace: str, offset: int) -> list[str]:
+def writes_by(audit: Path, user: str, namespace: str, offset: int) -> list[str]:
     found = []
-    with AUDIT_LOG.open("rb") as handle:
+    with audit.open("rb") as handle:
         handle.seek(offset)
         for line in handle:
             event = json.loads(line)
@@ -90,7 +90,9 @@ def test_a_synced_model_stays_in_sync_and_quiet_and_rolls_out_by_one_line(
         status, _ = argo_health()
         return status == "Healthy" and live()["status"].get("stableVersion") == version
 
-    start = AUDIT_LOG.stat().st_size
+    # The log of the cluster under test, which another checkout may have started.
+    audit = AuditLog.beside(kube.kubeconfig).path
+    start = audit.stat().st_size
     [built] = build(overlay)
     desired = synced(built, namespace)
     sync(kube, desired)
@@ -98,16 +100,16 @@ def test_a_synced_model_stays_in_sync_and_quiet_and_rolls_out_by_one_line(
     assert out_of_sync(kube, desired) == ""
     # The operator (as the chart's ServiceAccount) did the work: its writes are what we count.
     assert any(
-        w.startswith("patch deployments/") for w in writes_by(release.user, namespace, start)
+        w.startswith("patch deployments/") for w in writes_by(audit, release.user, namespace, start)
     )
 
     # Steady state: a re-sync and an operator restart change nothing and write nothing.
     before = live()["metadata"]["resourceVersion"]
-    offset = AUDIT_LOG.stat().st_size
+    offset = audit.stat().st_size
     sync(kube, desired)
     operator.restart()
     time.sleep(8)  # the restarted operator lists, reconciles everything, and should write nothing
-    assert writes_by(release.user, namespace, offset) == []
+    assert writes_by(audit, release.user, namespace, offset) == []
     assert live()["metadata"]["resourceVersion"] == before
     # Nothing of the operator's in metadata (no finalizers, annotations or labels of its own),
     # so Git stays the only source of the object's metadata.
