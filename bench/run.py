@@ -91,7 +91,15 @@ def all_deployments_ready(k: Kubectl, n: int) -> bool:
 
 
 def fresh_namespace(kube: Kubectl, name: str) -> Kubectl:
-    kube.run("delete", "namespace", name, "--ignore-not-found", "--wait=true", "--timeout=300s")
+    kube.run(
+        "delete",
+        "namespace",
+        name,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=300s",
+        timeout=330,
+    )
     kube.run("create", "namespace", name)
     return kube.in_namespace(name)
 
@@ -154,7 +162,7 @@ def main() -> int:
         apply_list(k, floor_children(ns, n))
         wait_until(lambda k=k, n=n: all_deployments_ready(k, n), timeout)
         floor = time.monotonic() - start
-        kube.run("delete", "namespace", ns, "--wait=true", "--timeout=300s")
+        kube.run("delete", "namespace", ns, "--wait=true", "--timeout=300s", timeout=330)
 
         # The operator, fresh for each size so its peak memory belongs to that size.
         log = ROOT / "bench" / "results" / f"operator-{n}.log"
@@ -176,7 +184,7 @@ def main() -> int:
             rss = peak_rss_mb(operator.proc.pid)
         finally:
             operator.stop()
-        kube.run("delete", "namespace", ns, "--wait=true", "--timeout=300s")
+        kube.run("delete", "namespace", ns, "--wait=true", "--timeout=300s", timeout=330)
         log.unlink(missing_ok=True)
         rows.append((n, floor, elapsed, rss, quiet_writes))
         print(f"n={n}: floor {floor:.1f}s, operator {elapsed:.1f}s "
