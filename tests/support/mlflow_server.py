@@ -14,15 +14,17 @@ import httpx
 
 from tests.support.ports import free_port
 
-# Logs one scikit-learn model per argument (its C), each registered as the next version of NAME.
+# Logs one scikit-learn model per argument (its C) in a run of its own, as a training script
+# would, each registered as the next version of NAME.
 REGISTER = """
 import sys, mlflow, mlflow.sklearn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 X, y = load_iris(return_X_y=True)
 for c in sys.argv[2:]:
-    model = LogisticRegression(C=float(c), max_iter=1000).fit(X, y)
-    mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[1])
+    with mlflow.start_run():
+        model = LogisticRegression(C=float(c), max_iter=1000).fit(X, y)
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[1])
 """
 START_SECONDS = 120.0
 
