@@ -528,19 +528,24 @@ class Reconciler:
             # Keep serving through the model Service alone and say why in Degraded.
             return ReplicaRatioRouter(), err
 
-    def _export_rollout_metrics(self, md: ModelDeployment, plan: Plan) -> None:
-        """Gauges the alert rules and the dashboard read (see docs/monitoring.md)."""
+    def _export_rollout_metrics(
+        self, md: ModelDeployment, plan: Plan, rejected_version: str | None
+    ) -> None:
+        """Gauges the alert rules and the dashboard read (see docs/monitoring.md).
+        `rejected_version`: a followed registry points at a version rolled back before."""
         key = (md.metadata.namespace, md.metadata.name)
         version = plan.target.model.version
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)
         if plan.rollout.failed_serving_hash == plan.target.fingerprint():
             ROLLED_BACK.labels(namespace=key[0], name=key[1], version=version).set(1)
+        if rejected_version is not None:
+            ROLLED_BACK.labels(namespace=key[0], name=key[1], version=rejected_version).set(1)
         if plan.rollout.canary is not None:
             CANARY_WEIGHT.labels(namespace=key[0], name=key[1], version=version).set(
                 plan.rollout.weight or 0
             )
-        self._exported[key] = {version}
+        self._exported[key] = {version, *([rejected_version] if rejected_version else [])}
 
     def forget(self, key: Key) -> None:
         self._retiring.pop(key, None)
@@ -605,7 +610,7 @@ class Reconciler:
         )  # fmt: skip
         status = change.status | (registry.status if registry is not None else {})
         events = [*change.events, *(registry.events if registry is not None else [])]
-        self._export_rollout_metrics(md, plan)
+        self._export_rollout_metrics(md, plan, registry.rejected_version if registry else None)
         await self._write_status(md, body, status)
         await asyncio.gather(
             *(self.client.post_event(body, e.reason, e.message, e.warning) for e in events)

@@ -153,6 +153,8 @@ class RegistryReport:
     status: dict[str, Any]
     conditions: list[Condition]
     events: list[Event]
+    # The version the reference points at while it is rejected (the rolled-back gauge's).
+    rejected_version: str | None = None
 
 
 def after_plan(
@@ -203,6 +205,7 @@ def after_plan(
             _in_sync(following, plan, now_rejected=now_rejected),
         ],
         events=events,
+        rejected_version=resolved.version if resolved is not None and now_rejected else None,
     )
 
 

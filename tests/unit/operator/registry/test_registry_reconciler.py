@@ -14,6 +14,7 @@ from modeldeploy_operator.reconciler import Reconciler
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.view import ClusterView
 from modeldeploy_operator.workqueue import WorkQueue
+from prometheus_client import REGISTRY
 
 from tests.unit.operator.factories import IMAGE, md_body
 from tests.unit.operator.registry.fake_mlflow import FakeMlflow, running
@@ -350,5 +351,40 @@ def test_the_operator_never_writes_the_spec(monkeypatch: pytest.MonkeyPatch) -> 
         await h.poll_due()
         assert h.body["spec"] == declared
         assert all("spec" not in status for status in h.client.statuses)
+
+    run(mlflow, monkeypatch, scenario)
+
+
+def rolled_back_gauge(version: str) -> float | None:
+    value: float | None = REGISTRY.get_sample_value(
+        "modeldeploy_operator_rolled_back",
+        {"namespace": KEY[0], "name": KEY[1], "version": version},
+    )
+    return value
+
+
+def test_the_rolled_back_gauge_holds_while_the_alias_points_at_a_rejected_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ModelDeploymentRolledBack alert reads it: for a followed registry, "the spec asks for
+    a rolled-back version" is "the alias points at a rejected one"."""
+    mlflow = FakeMlflow()
+    mlflow.register("1")
+    mlflow.register("2")
+    mlflow.register("3")
+    mlflow.aliases["champion"] = "1"
+
+    async def scenario(h: Harness, registry: FakeMlflow, _: str) -> None:
+        await h.reconcile()
+        await h.settle()
+        registry.aliases["champion"] = "2"
+        await h.poll_due()
+        await fail_the_canary(h)
+        await h.poll_due()
+        await h.poll_due()
+        assert rolled_back_gauge("2") == 1
+        registry.aliases["champion"] = "3"
+        await h.poll_due()
+        assert rolled_back_gauge("2") is None
 
     run(mlflow, monkeypatch, scenario)
