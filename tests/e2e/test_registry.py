@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.failing_prometheus import failing_prometheus
 from tests.support.kube import Kubectl, eventually
 from tests.support.mlflow_server import MlflowServer
 from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
 
-POLL = "5s"
+POLL_SECONDS = 5
+POLL = f"{POLL_SECONDS}s"
 ROLLOUT = {"steps": [50], "stepInterval": "30s"}
 
 
@@ -33,8 +35,10 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
         server.stop()
 
 
-def following(name: str, registry: MlflowServer, registered: str) -> dict[str, Any]:
-    body = model(name, rollout=ROLLOUT, replicas=1)
+def following(
+    name: str, registry: MlflowServer, registered: str, rollout: dict[str, Any] = ROLLOUT
+) -> dict[str, Any]:
+    body = model(name, rollout=rollout, replicas=1)
     body["spec"]["model"] = {
         "format": "sklearn",
         "source": {
@@ -132,3 +136,70 @@ def test_mlflow_stopped_tears_nothing_down_and_the_condition_says_why(
         timeout=60,
         what="SourceReachable True again",
     )
+
+
+def test_a_version_that_fails_analysis_is_rejected_until_the_alias_moves_or_retry_changes(
+    operator: OperatorProcess, k: Kubectl, mlflow: MlflowServer
+) -> None:
+    registered = f"{k.namespace}-judged"
+    mlflow.register(registered, 3)
+    mlflow.set_alias(registered, "champion", "1")
+    with failing_prometheus() as prometheus:
+        rollout = {
+            "steps": [50],
+            "stepInterval": "2s",
+            "scaleDownDelay": "0s",
+            "analysis": {"prometheusUrl": prometheus, "successRate": {"min": 95},
+                         "maxFailedChecks": 1},
+        }  # fmt: skip
+        body = following("judged", mlflow, registered, rollout)
+        k.apply(body)
+        wait_ready(k, "judged", timeout=90)
+
+        def rejected(version: str) -> Any:
+            md = k.get("md", "judged") or {}
+            found = [r for r in md.get("status", {}).get("rejected", []) if r["version"] == version]
+            return found[-1] if found else None
+
+        mlflow.set_alias(registered, "champion", "2")
+        rejection = eventually(lambda: rejected("2"), timeout=90, what="version 2 rejected")
+        assert rejection["reason"].startswith("AnalysisFailed")
+        md = k.get("md", "judged")
+        assert md is not None and md["status"]["resolved"]["sha256"] == rejection["digest"]
+
+        # Three polls while the alias still points at 2: no canary starts again.
+        with k.watch("md", "judged", "{.status.canaryVersion}") as canary:
+            eventually(
+                lambda: (
+                    condition(k.get("md", "judged"), "InSyncWithRegistry").get("reason")
+                    == "VersionRejected"
+                ),
+                timeout=30,
+                what="InSyncWithRegistry VersionRejected",
+            )
+            time.sleep(3 * POLL_SECONDS)  # three polls observed; no assertion on time
+            canary.wait_caught_up()
+        assert "2" not in canary.states, canary.states
+        assert len(k.get("md", "judged")["status"]["rejected"]) == 1  # type: ignore[index]
+
+        with k.watch("md", "judged", "{.status.canaryVersion}") as canary:
+            mlflow.set_alias(registered, "champion", "3")
+            eventually(lambda: rejected("3"), timeout=90, what="version 3 tried and rejected")
+            canary.wait_caught_up()
+        assert "3" in canary.states, canary.states
+
+        retried = following("judged", mlflow, registered, rollout)
+        retried["spec"]["model"]["source"]["retry"] = "once more"
+        with k.watch("md", "judged", "{.status.canaryVersion}") as canary:
+            k.apply(retried)
+
+            def retried_and_rejected_again() -> bool:
+                md = k.get("md", "judged") or {}
+                return any(
+                    r["version"] == "3" and r.get("retry") == "once more"
+                    for r in md.get("status", {}).get("rejected", [])
+                )
+
+            eventually(retried_and_rejected_again, timeout=90, what="version 3 retried")
+            canary.wait_caught_up()
+        assert "3" in canary.states, canary.states
