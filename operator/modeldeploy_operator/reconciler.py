@@ -38,6 +38,7 @@ from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
 from modeldeploy_operator.registry.follow import (
+    NOT_FOLLOWING,
     Answer,
     Following,
     Problem,
@@ -608,7 +609,7 @@ class Reconciler:
             decision.router_problem, desired.monitoring, desired.scale_to_zero,
             registry.conditions if registry is not None else (),
         )  # fmt: skip
-        status = change.status | (registry.status if registry is not None else {})
+        status = change.status | (registry.status if registry is not None else NOT_FOLLOWING)
         events = [*change.events, *(registry.events if registry is not None else [])]
         self._export_rollout_metrics(md, plan, registry.rejected_version if registry else None)
         await self._write_status(md, body, status)

@@ -46,6 +46,8 @@ REJECTED: Final = "VersionRejected"
 NOTHING_RESOLVED: Final = "NothingResolved"
 # status.rejected keeps this many entries, the newest.
 MAX_REJECTED: Final = 20
+# The status keys following a registry writes; null (removed) once the spec names a version.
+NOT_FOLLOWING: Final[dict[str, Any]] = {"resolved": None, "rejected": None}
 
 ProblemKind = Literal["RegistryUnreachable", "ReferenceNotFound", "ArtifactUnusable"]
 

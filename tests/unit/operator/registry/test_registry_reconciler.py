@@ -388,3 +388,28 @@ def test_the_rolled_back_gauge_holds_while_the_alias_points_at_a_rejected_versio
         assert rolled_back_gauge("2") is None
 
     run(mlflow, monkeypatch, scenario)
+
+
+def test_naming_a_version_again_drops_what_the_registry_left_in_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mlflow = FakeMlflow()
+    mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+
+    async def scenario(h: Harness, _: FakeMlflow, __: str) -> None:
+        await h.reconcile()
+        await h.settle()
+        body = copy.deepcopy(h.body)
+        body["spec"]["model"] = md_body()["spec"]["model"]
+        h.update(body)
+        await h.reconcile()
+        # A merge patch: the keys must be sent as null for the apiserver to remove them.
+        patch = h.client.statuses[-1]
+        assert "resolved" in patch and patch["resolved"] is None
+        assert "rejected" in patch and patch["rejected"] is None
+        assert {c["type"] for c in patch["conditions"]}.isdisjoint(
+            {"SourceReachable", "InSyncWithRegistry"}
+        )
+
+    run(mlflow, monkeypatch, scenario)
