@@ -23,13 +23,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from modeldeploy_operator import kinds, naming
-from modeldeploy_operator.api import (
-    AnalysisResult,
-    MlflowSource,
-    ModelDeployment,
-    ResolvedVersion,
-    parse_duration,
-)
+from modeldeploy_operator.api import AnalysisResult, ModelDeployment, parse_duration
 from modeldeploy_operator.api import TrafficRouter as TrafficRouterKind
 from modeldeploy_operator.builders import BuildContext
 from modeldeploy_operator.compare import is_subset
@@ -39,21 +33,12 @@ from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
 from modeldeploy_operator.registry.follow import (
     NOT_FOLLOWING,
-    Answer,
     Following,
-    Problem,
-    Resolved,
     after_plan,
     choose_pin,
     pinned_deployment,
 )
-from modeldeploy_operator.registry.mlflow import (
-    ArtifactUnusable,
-    MlflowClient,
-    ModelFile,
-    ReferenceNotFound,
-    RegistryUnreachable,
-)
+from modeldeploy_operator.registry.poller import RegistryPoller
 from modeldeploy_operator.rollout.analysis.prometheus import AnalysisError
 from modeldeploy_operator.rollout.analysis.run import run_analysis
 from modeldeploy_operator.rollout.analysis.verdict import Outcome
@@ -118,16 +103,6 @@ class Observation:
     children: dict[tuple[str, str], dict[str, Any]]
     health: dict[str, DeploymentHealth]
     time: datetime
-
-
-@dataclass(frozen=True)
-class RegistryPoll:
-    """The latest answer of a followed registry, when it was asked (monotonic) and about what:
-    the next poll is due `pollInterval` later, or at once when the source changes."""
-
-    at: float
-    source: MlflowSource
-    answer: Answer
 
 
 @dataclass(frozen=True)
@@ -220,9 +195,7 @@ class Reconciler:
         self._retiring: dict[Key, dict[str, float]] = {}
         # Consecutive failed passes per key, for the retry backoff.
         self._failures: dict[Key, int] = {}
-        # Per followed registry (spec.model.source): its latest answer. In memory: a restarted
-        # operator asks again at once, and status.resolved keeps what was pinned meanwhile.
-        self._polls: dict[Key, RegistryPoll] = {}
+        self.registries = RegistryPoller(self._http_session)
 
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
@@ -305,7 +278,7 @@ class Reconciler:
         following: Following | None = None
         poll_in: float | None = None
         if md.spec.model.source is not None:
-            answer, poll_in = await self._registry_answer(key, md)
+            answer, poll_in = await self.registries.answer(key, md)
             following = choose_pin(md, answer, datetime.now(UTC))
             if following.pin is None:
                 # Nothing resolved yet: nothing to create, and nothing is ever torn down here.
@@ -469,43 +442,6 @@ class Reconciler:
             self._retiring.pop(key, None)
         return min(retiring.values()) - now if retiring else None
 
-    async def _registry_answer(self, key: Key, md: ModelDeployment) -> tuple[Answer, float]:
-        """The registry's latest answer, asked now if a poll is due; the seconds to the next."""
-        source = md.spec.model.source
-        assert source is not None
-        interval = parse_duration(source.mlflow.poll_interval)
-        held = self._polls.get(key)
-        now = time.monotonic()
-        if held is not None and held.source == source.mlflow and now - held.at < interval:
-            return held.answer, interval - (now - held.at)
-        answer = await self._ask_registry(source.mlflow, md.status.resolved)
-        if isinstance(answer, Problem):
-            log.warning("%s/%s: %s: %s", *key, answer.kind, answer.message)
-        self._polls[key] = RegistryPoll(now, source.mlflow, answer)
-        return answer, interval
-
-    async def _ask_registry(self, source: MlflowSource, pinned: ResolvedVersion | None) -> Answer:
-        """What the source resolves to now. The model file of a version already pinned is not
-        downloaded again: a registered version's files do not change."""
-        client = MlflowClient(self._http_session(), source)
-        try:
-            registered = await client.lookup()
-            if (
-                pinned is not None
-                and pinned.version == registered.version
-                and pinned.artifact_uri == registered.artifact_uri
-            ):
-                model_file = ModelFile(pinned.model_file_uri, pinned.sha256)
-            else:
-                model_file = await client.model_file(registered)
-        except RegistryUnreachable as err:
-            return Problem("RegistryUnreachable", str(err))
-        except ReferenceNotFound as err:
-            return Problem("ReferenceNotFound", str(err))
-        except ArtifactUnusable as err:
-            return Problem("ArtifactUnusable", str(err))
-        return Resolved(registered, model_file)
-
     async def _report_unpinned(
         self, key: Key, md: ModelDeployment, body: dict[str, Any], following: Following
     ) -> None:
@@ -550,7 +486,7 @@ class Reconciler:
 
     def forget(self, key: Key) -> None:
         self._retiring.pop(key, None)
-        self._polls.pop(key, None)
+        self.registries.forget(key)
         self._failures.pop(key, None)
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)

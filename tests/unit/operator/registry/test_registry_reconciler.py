@@ -98,7 +98,7 @@ Scenario = Callable[[Harness, FakeMlflow, str], Awaitable[None]]
 
 def run(mlflow: FakeMlflow, monkeypatch: pytest.MonkeyPatch, scenario: Scenario) -> None:
     clock = [1000.0]
-    monkeypatch.setattr("modeldeploy_operator.reconciler.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("modeldeploy_operator.registry.poller.time.monotonic", lambda: clock[0])
 
     async def main() -> None:
         async with running(mlflow) as base:
