@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.conftest import CRD
 from tests.support.failing_prometheus import failing_prometheus
 from tests.support.kube import Kubectl, eventually
 from tests.support.mlflow_server import MlflowServer
@@ -23,6 +24,14 @@ from tests.support.operator_process import OperatorProcess
 POLL_SECONDS = 5
 POLL = f"{POLL_SECONDS}s"
 ROLLOUT = {"steps": [50], "stepInterval": "30s"}
+
+
+@pytest.fixture(autouse=True)
+def this_trees_crd(operator: OperatorProcess, kube: Kubectl) -> None:
+    """Re-applied before each test: on a shared cluster another run's session applies its own
+    CRD, and one older than spec.model.source would refuse these manifests."""
+    kube.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    kube.run("wait", "--for=condition=Established", "crd/modeldeployments.modeldeploy.dev")
 
 
 @pytest.fixture(scope="module")
