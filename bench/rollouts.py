@@ -21,12 +21,8 @@ import os
 import platform
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from modeldeploy_operator import naming  # noqa: E402
 
+from tests.support.failing_prometheus import failing_prometheus  # noqa: E402
 from tests.support.kube import Kubectl  # noqa: E402
 from tests.support.models import model  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
@@ -92,37 +89,6 @@ def step_overheads(k: Kubectl, n: int, steps: list[int]) -> tuple[list[float], f
         for (_, earlier), (_, later) in itertools.pairwise(points)
     ]
     return overheads, time.monotonic() - started
-
-
-class _ZeroAnswers(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps(
-            {
-                "status": "success",
-                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, "0"]}]},
-            }
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: 20 canaries ask every step interval, and the bench prints its own table."""
-
-
-@contextmanager
-def failing_prometheus() -> Iterator[str]:
-    """The base URL of a Prometheus query API whose every answer is 0."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ZeroAnswers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def rollback_times(k: Kubectl, n: int, prometheus: str) -> list[float]:

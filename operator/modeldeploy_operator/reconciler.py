@@ -31,6 +31,14 @@ from modeldeploy_operator.desired import Capabilities, DesiredState, desired_sta
 from modeldeploy_operator.health import DeploymentHealth, deployment_health
 from modeldeploy_operator.kinds import Kind, kind_of
 from modeldeploy_operator.kube import FIELD_MANAGER, HANDOVER_FIELD_MANAGER, ApiError, KubeClient
+from modeldeploy_operator.registry.follow import (
+    NOT_FOLLOWING,
+    Following,
+    after_plan,
+    choose_pin,
+    pinned_deployment,
+)
+from modeldeploy_operator.registry.poller import RegistryPoller
 from modeldeploy_operator.rollout.analysis.prometheus import AnalysisError
 from modeldeploy_operator.rollout.analysis.run import run_analysis
 from modeldeploy_operator.rollout.analysis.verdict import Outcome
@@ -41,7 +49,7 @@ from modeldeploy_operator.rollout.routers.base import TrafficRouter
 from modeldeploy_operator.rollout.routers.factory import RouterUnavailableError, select_router
 from modeldeploy_operator.rollout.routers.replica_ratio import ReplicaRatioRouter
 from modeldeploy_operator.settings import OperatorSettings
-from modeldeploy_operator.status import compute_status, problem_status
+from modeldeploy_operator.status import compute_status, partial_status, problem_status
 from modeldeploy_operator.telemetry import (
     ANALYSIS_UNANSWERED,
     CANARY_WEIGHT,
@@ -187,6 +195,7 @@ class Reconciler:
         self._retiring: dict[Key, dict[str, float]] = {}
         # Consecutive failed passes per key, for the retry backoff.
         self._failures: dict[Key, int] = {}
+        self.registries = RegistryPoller(self._http_session)
 
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
@@ -266,6 +275,16 @@ class Reconciler:
             # Admission validates the same schema; this only happens with a stale CRD installed.
             await self.client.post_event(body, "InvalidSpec", str(err), warning=True)
             return None
+        following: Following | None = None
+        poll_in: float | None = None
+        if md.spec.model.source is not None:
+            answer, poll_in = await self.registries.answer(key, md)
+            following = choose_pin(md, answer, datetime.now(UTC))
+            if following.pin is None:
+                # Nothing resolved yet: nothing to create, and nothing is ever torn down here.
+                await self._report_unpinned(key, md, body, following)
+                return poll_in
+            md = pinned_deployment(md, following.pin)
         observed = self._observe(key, md)
         decision = await self._plan(md, body, observed)
         desired = desired_state(
@@ -280,8 +299,8 @@ class Reconciler:
         if refused:
             raise ChildrenNotApplied(IMAGE_NOT_ALLOWED, refused)
         retire_in = await self._apply(key, md, decision.plan, observed.children, desired)
-        await self._report(key, md, body, observed, decision, desired)
-        due = [t for t in (decision.plan.requeue_after, retire_in) if t is not None]
+        await self._report(key, md, body, observed, decision, desired, following)
+        due = [t for t in (decision.plan.requeue_after, retire_in, poll_in) if t is not None]
         return min(due) if due else None
 
     def _observe(self, key: Key, md: ModelDeployment) -> Observation:
@@ -423,6 +442,22 @@ class Reconciler:
             self._retiring.pop(key, None)
         return min(retiring.values()) - now if retiring else None
 
+    async def _report_unpinned(
+        self, key: Key, md: ModelDeployment, body: dict[str, Any], following: Following
+    ) -> None:
+        """The status of a followed source with nothing pinned yet: Pending, the conditions
+        saying why, status.resolved and rejected as they are."""
+        report = after_plan(md, following, None, datetime.now(UTC))
+        current = body.get("status") or {}
+        change = partial_status(
+            md.metadata.generation, time.time(), current, "Pending", report.conditions,
+            report.status,
+        )  # fmt: skip
+        await self._write_status(md, body, change.status)
+        await asyncio.gather(
+            *(self.client.post_event(body, e.reason, e.message, e.warning) for e in change.events)
+        )
+
     def _router(self, md: ModelDeployment) -> tuple[TrafficRouter, RouterUnavailableError | None]:
         try:
             return select_router(md, "HTTPRoute" in self.available_kinds), None
@@ -430,22 +465,28 @@ class Reconciler:
             # Keep serving through the model Service alone and say why in Degraded.
             return ReplicaRatioRouter(), err
 
-    def _export_rollout_metrics(self, md: ModelDeployment, plan: Plan) -> None:
-        """Gauges the alert rules and the dashboard read (see docs/monitoring.md)."""
+    def _export_rollout_metrics(
+        self, md: ModelDeployment, plan: Plan, rejected_version: str | None
+    ) -> None:
+        """Gauges the alert rules and the dashboard read (see docs/monitoring.md).
+        `rejected_version`: a followed registry points at a version rolled back before."""
         key = (md.metadata.namespace, md.metadata.name)
-        version = md.spec.model.version
+        version = plan.target.model.version
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)
         if plan.rollout.failed_serving_hash == plan.target.fingerprint():
             ROLLED_BACK.labels(namespace=key[0], name=key[1], version=version).set(1)
+        if rejected_version is not None:
+            ROLLED_BACK.labels(namespace=key[0], name=key[1], version=rejected_version).set(1)
         if plan.rollout.canary is not None:
             CANARY_WEIGHT.labels(namespace=key[0], name=key[1], version=version).set(
                 plan.rollout.weight or 0
             )
-        self._exported[key] = {version}
+        self._exported[key] = {version, *([rejected_version] if rejected_version else [])}
 
     def forget(self, key: Key) -> None:
         self._retiring.pop(key, None)
+        self.registries.forget(key)
         self._failures.pop(key, None)
         for old in self._exported.pop(key, ()):
             forget_rollout_series(*key, old)
@@ -458,7 +499,7 @@ class Reconciler:
         step = plan.rollout.step or 0
         try:
             return await run_analysis(
-                self._prometheus_session(),
+                self._http_session(),
                 spec.prometheus_url or self.settings.prometheus_url,
                 spec,
                 md.metadata.namespace,
@@ -476,7 +517,8 @@ class Reconciler:
             log.warning("%s/%s: analysis held: %s", md.metadata.namespace, md.metadata.name, err)
             return AnalysisUnavailable(str(err) or type(err).__name__)
 
-    def _prometheus_session(self) -> aiohttp.ClientSession:
+    def _http_session(self) -> aiohttp.ClientSession:
+        """One session for Prometheus and the registries the operator asks."""
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         return self._http
@@ -493,33 +535,44 @@ class Reconciler:
         observed: Observation,
         decision: Decision,
         desired: DesiredState,
+        following: Following | None,
     ) -> None:
         """Status (patched only when it changed), Events, and the rollout gauges."""
         plan = decision.plan
+        registry = after_plan(md, following, plan, observed.time) if following is not None else None
         change = compute_status(
             md, plan, observed.health, time.time(), body.get("status") or {},
             decision.router_problem, desired.monitoring, desired.scale_to_zero,
+            registry.conditions if registry is not None else (),
         )  # fmt: skip
-        self._export_rollout_metrics(md, plan)
-        current = body.get("status") or {}
-        # Compare only the keys the operator owns; None means "remove" in a merge patch.
-        if any(current.get(k) != v for k, v in change.status.items()):
-            patched = await self.client.patch_status(
-                kinds.MODEL_DEPLOYMENT, md.metadata.namespace, md.metadata.name, change.status
-            )
-            if patched is not None:
-                # Take the resourceVersion too: watch events older than this write are then
-                # recognised as stale (view.is_older) instead of undoing the new status.
-                body["status"] = patched.get("status", change.status)
-                body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
+        status = change.status | (registry.status if registry is not None else NOT_FOLLOWING)
+        events = [*change.events, *(registry.events if registry is not None else [])]
+        self._export_rollout_metrics(md, plan, registry.rejected_version if registry else None)
+        await self._write_status(md, body, status)
         await asyncio.gather(
-            *(self.client.post_event(body, e.reason, e.message, e.warning) for e in change.events)
+            *(self.client.post_event(body, e.reason, e.message, e.warning) for e in events)
         )
         if plan.in_progress:
             self._rolling_out.add(key)
         else:
             self._rolling_out.discard(key)
         ROLLOUTS_IN_PROGRESS.set(len(self._rolling_out))
+
+    async def _write_status(
+        self, md: ModelDeployment, body: dict[str, Any], status: dict[str, Any]
+    ) -> None:
+        """Patch the status when it changed, and keep the answer in `body`."""
+        current = body.get("status") or {}
+        # Compare only the keys the operator owns; None means "remove" in a merge patch.
+        if any(current.get(k) != v for k, v in status.items()):
+            patched = await self.client.patch_status(
+                kinds.MODEL_DEPLOYMENT, md.metadata.namespace, md.metadata.name, status
+            )
+            if patched is not None:
+                # Take the resourceVersion too: watch events older than this write are then
+                # recognised as stale (view.is_older) instead of undoing the new status.
+                body["status"] = patched.get("status", status)
+                body["metadata"]["resourceVersion"] = patched["metadata"]["resourceVersion"]
 
     async def _report_problem(
         self, key: Key, body: dict[str, Any], problem: ChildrenNotApplied

@@ -6,6 +6,7 @@ always give the same status, so an unchanged world yields an unchanged status an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,8 @@ class Condition:
     status: bool
     reason: str
     message: str
+    # Its Event is a Warning when the condition turns False (a registry gone, a version rejected).
+    warn_when_false: bool = False
 
 
 def _timestamp(now: float) -> str:
@@ -205,8 +208,10 @@ def _transition(cond: Condition, old: dict[str, Any] | None) -> bool:
 
 
 def _event(cond: Condition, old: dict[str, Any] | None) -> Event:
-    bad = (cond.type == "Degraded" and cond.status) or (
-        cond.type == "Ready" and not cond.status and old is not None
+    bad = (
+        (cond.type == "Degraded" and cond.status)
+        or (cond.type == "Ready" and not cond.status and old is not None)
+        or (cond.warn_when_false and not cond.status)
     )
     return Event(cond.reason, f"{cond.type}={_status_text(cond)}: {cond.message}", warning=bad)
 
@@ -233,6 +238,32 @@ def problem_status(
     )
 
 
+def partial_status(
+    generation: int | None,
+    now: float,
+    previous: dict[str, Any],
+    phase: str,
+    conditions: Sequence[Condition],
+    fields: dict[str, Any],
+) -> StatusChange:
+    """A status that updates only `conditions` and `fields` (and the phase), for a pass that
+    planned nothing (a followed registry has not resolved yet); the other conditions are kept."""
+    old = {c["type"]: c for c in previous.get("conditions", [])}
+    types = {c.type for c in conditions}
+    kept = [c for c in previous.get("conditions", []) if c["type"] not in types]
+    events = [_event(c, old.get(c.type)) for c in conditions if _transition(c, old.get(c.type))]
+    rendered = [_render(c, old.get(c.type), generation, now) for c in conditions]
+    return StatusChange(
+        status={
+            **fields,
+            "observedGeneration": generation,
+            "phase": phase,
+            "conditions": [*kept, *rendered],
+        },
+        events=events,
+    )
+
+
 def compute_status(
     md: ModelDeployment,
     plan: Plan,
@@ -242,8 +273,10 @@ def compute_status(
     router_problem: RouterUnavailableError | None = None,
     monitoring: str | None = None,
     scale_to_zero: ScaleToZero | None = None,
+    extra_conditions: Sequence[Condition] = (),
 ) -> StatusChange:
-    """`previous` is the raw status as stored, so unchanged conditions keep their timestamps."""
+    """`previous` is the raw status as stored, so unchanged conditions keep their timestamps.
+    `extra_conditions` come from other concerns (a followed registry's), rendered alike."""
     old_conditions = {c["type"]: c for c in previous.get("conditions", [])}
     generation = md.metadata.generation
     conditions = _conditions(md, plan, health)
@@ -267,6 +300,7 @@ def compute_status(
             )
         )
 
+    conditions.extend(extra_conditions)
     rendered: list[dict[str, Any]] = []
     events: list[Event] = list(plan.events)
     for cond in conditions:

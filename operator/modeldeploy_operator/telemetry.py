@@ -56,7 +56,8 @@ QUEUE_DEPTH = Gauge(
 # (the operator's ServiceMonitor must use honorLabels so `namespace` is not renamed).
 ROLLED_BACK = Gauge(
     "modeldeploy_operator_rolled_back",
-    "1 while the spec asks for a version whose rollout was rolled back.",
+    "1 while the spec asks for a version whose rollout was rolled back (or a followed registry "
+    "points at a rejected version).",
     ["namespace", "name", "version"],
 )
 CANARY_WEIGHT = Gauge(

@@ -47,6 +47,8 @@ JOBLIB_FILE: Final = "model.joblib"
 SKOPS_FILE: Final = "model.skops"
 SKOPS_SUFFIX: Final = ".skops"
 ARTIFACT_SUFFIXES: Final = (".joblib", ".pkl", ".pickle", SKOPS_SUFFIX)
+# An MLflow model directory: this file names the pickled model of its sklearn flavor.
+MLFLOW_FILE: Final = "MLmodel"
 
 # -- One-shot requests: written by `kubectl modeldeploy`, acted on by the operator. --------------
 # (The verbs, the patch and how the operator reads them: `modeldeploy_operator.rollout.requests`.)

@@ -28,12 +28,17 @@ import numpy as np
 import sklearn
 from sklearn.base import is_classifier, is_regressor
 
-from modeldeploy_serving.contract import ARTIFACT_SUFFIXES, JOBLIB_FILE, SKOPS_FILE, SKOPS_SUFFIX
+from modeldeploy_serving.contract import (
+    ARTIFACT_SUFFIXES,
+    JOBLIB_FILE,
+    MLFLOW_FILE,
+    SKOPS_FILE,
+    SKOPS_SUFFIX,
+)
 from modeldeploy_serving.errors import BadRequest, DigestMismatch, ModelLoadError
 
 log = logging.getLogger(__name__)
 
-MLFLOW_FILE = "MLmodel"
 MODEL_FILES = (JOBLIB_FILE, SKOPS_FILE)
 
 Method = Literal["predict", "predict_proba"]

@@ -14,6 +14,7 @@ One module per concern; this package re-exports what the rest of the operator im
 - `patterns`: names and identifiers;
 - `storage`: the storageUri grammar, its rules and the pvc:// parser;
 - `base`: what spec and status models share (spec frozen and strict, status lenient);
+- `source`: a model registry spec.model follows instead of naming a version;
 - `model`, `server`, `autoscaling`, `rollout`, `traffic`, `monitoring`: the spec's sections;
 - `spec`: the whole spec and the serving template; `status`: the status;
 - `resource`: group, version, kind and names, the metadata read, the whole object.
@@ -46,8 +47,13 @@ from modeldeploy_operator.api.limits import (
     MAX_VERSION_LENGTH,
 )
 from modeldeploy_operator.api.model import (
+    MODEL_ORIGIN_RULE,
+    MODEL_RULES,
+    SHA256_WITH_STORAGE_RULE,
+    VERSION_WITH_STORAGE_RULE,
     ModelFormat,
     ModelSpec,
+    PinnedModel,
 )
 from modeldeploy_operator.api.monitoring import (
     MonitoringMode,
@@ -111,6 +117,12 @@ from modeldeploy_operator.api.server import (
     Toleration,
     TolerationOperator,
 )
+from modeldeploy_operator.api.source import (
+    FOLLOW_ONE_RULE,
+    MlflowFollow,
+    MlflowSource,
+    ModelSource,
+)
 from modeldeploy_operator.api.spec import (
     REPLICAS_WITHIN_AUTOSCALING_RULE,
     ModelDeploymentSpec,
@@ -125,6 +137,8 @@ from modeldeploy_operator.api.status import (
     PauseCondition,
     PauseReason,
     Phase,
+    RejectedVersion,
+    ResolvedVersion,
 )
 from modeldeploy_operator.api.storage import (
     STORAGE_SCHEMES,
@@ -170,6 +184,7 @@ __all__ = [
     "ENV_NAME_PATTERN",
     "ENV_VALUE_RULE",
     "ENV_VERSION",
+    "FOLLOW_ONE_RULE",
     "GATEWAY_REF_REQUIRED_RULE",
     "GATEWAY_REF_UNUSED_RULE",
     "GROUP",
@@ -187,6 +202,8 @@ __all__ = [
     "MAX_URI_LENGTH",
     "MAX_VERSION_LENGTH",
     "MIRROR_NEEDS_GATEWAY_RULE",
+    "MODEL_ORIGIN_RULE",
+    "MODEL_RULES",
     "NAME_PATTERN",
     "NAME_RULE",
     "PLURAL",
@@ -199,6 +216,7 @@ __all__ = [
     "RESOURCE_NAMES",
     "SCALE_TO_ZERO_RULE",
     "SHA256_PATTERN",
+    "SHA256_WITH_STORAGE_RULE",
     "SHORT_NAMES",
     "SINGULAR",
     "STEPS_RULE",
@@ -214,6 +232,7 @@ __all__ = [
     "URI_WHITESPACE_RULE",
     "VERSION",
     "VERSION_PATTERN",
+    "VERSION_WITH_STORAGE_RULE",
     "AnalysisCheckResult",
     "AnalysisResult",
     "AnalysisSpec",
@@ -226,10 +245,13 @@ __all__ = [
     "EnvVarSource",
     "GatewayRef",
     "LatencyCheck",
+    "MlflowFollow",
+    "MlflowSource",
     "ModelDeployment",
     "ModelDeploymentSpec",
     "ModelDeploymentStatus",
     "ModelFormat",
+    "ModelSource",
     "ModelSpec",
     "MonitoringMode",
     "MonitoringSpec",
@@ -239,9 +261,12 @@ __all__ = [
     "PauseCondition",
     "PauseReason",
     "Phase",
+    "PinnedModel",
     "PullPolicy",
     "PvcLocation",
     "Quantity",
+    "RejectedVersion",
+    "ResolvedVersion",
     "ResourceRequirements",
     "RolloutSpec",
     "RolloutStrategy",

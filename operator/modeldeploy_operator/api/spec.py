@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, model_validator
 from modeldeploy_operator.api.autoscaling import AutoscalingSpec
 from modeldeploy_operator.api.base import SpecModel, wire_default
 from modeldeploy_operator.api.limits import MAX_REPLICAS
-from modeldeploy_operator.api.model import ModelSpec
+from modeldeploy_operator.api.model import ModelSpec, PinnedModel
 from modeldeploy_operator.api.monitoring import MonitoringSpec
 from modeldeploy_operator.api.rollout import RolloutSpec
 from modeldeploy_operator.api.rules import Rule, cel_rules
@@ -24,7 +24,7 @@ class ServingTemplate(SpecModel):
     """What a serving pod runs: the model and the server knobs. `status.stableServing` keeps the
     one the stable version runs, so a restarted operator or a rollout never loses it."""
 
-    model: ModelSpec = Field(description="The model version and its artifact.")
+    model: PinnedModel = Field(description="The model version and its artifact.")
     server: ServerSpec = Field(
         default_factory=lambda: ServerSpec(), description="Knobs for the serving pods."
     )
@@ -52,7 +52,9 @@ class ModelDeploymentSpec(SpecModel):
 
     model_config = ConfigDict(json_schema_extra=cel_rules(REPLICAS_WITHIN_AUTOSCALING_RULE))
 
-    model: ModelSpec = Field(description="The model version to serve and its artifact.")
+    model: ModelSpec = Field(
+        description="The model to serve: a version and its artifact, or a registry to follow."
+    )
     replicas: int = Field(
         default=1,
         description="Pods of the stable version when autoscaling is absent (kubectl scale md).",
@@ -92,5 +94,10 @@ class ModelDeploymentSpec(SpecModel):
         return self
 
     def serving(self) -> ServingTemplate:
-        """The template the spec asks every pod of the desired version to run."""
-        return ServingTemplate(model=self.model, server=self.server)
+        """The template the spec asks every pod of the desired version to run. A spec that
+        follows a source has no template of its own until the registry's answer is pinned into
+        it (`modeldeploy_operator.registry.pin`)."""
+        model = self.model.pinned()
+        if model is None:
+            raise ValueError("spec.model follows a source: pin the resolved version first")
+        return ServingTemplate(model=model, server=self.server)

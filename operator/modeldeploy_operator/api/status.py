@@ -101,6 +101,39 @@ class PauseCondition(StatusModel):
     start_time: datetime | None = Field(default=None, description="When the pause began.")
 
 
+class ResolvedVersion(StatusModel):
+    """What the followed registry reference resolved to, as pinned for the pods."""
+
+    alias: str | None = Field(default=None, description="The alias followed, if any.")
+    version: str = Field(description="The registered version it pointed at.")
+    run_id: str | None = Field(default=None, description="The MLflow run that logged it.")
+    artifact_uri: str = Field(
+        description="Where the registry keeps its files (its download URI, e.g. "
+        "mlflow-artifacts:/...)."
+    )
+    model_file_uri: str = Field(
+        description="The model file the pods download through the registry's artifact proxy "
+        "(their pinned storageUri)."
+    )
+    sha256: str = Field(description="SHA-256 of its model file, pinned on every pod.")
+    resolved_at: datetime | None = Field(
+        default=None, description="When the operator first resolved the reference to it."
+    )
+
+
+class RejectedVersion(StatusModel):
+    """A registry version whose rollout failed: not retried while the reference still points
+    at it, unless spec.model.source.retry changes."""
+
+    version: str = Field(description="The registered version.")
+    digest: str = Field(description="SHA-256 of its model file.")
+    reason: str = Field(description="Why its rollout failed (the rollback's reason and message).")
+    time: datetime | None = Field(default=None, description="When it was rolled back.")
+    retry: str | None = Field(
+        default=None, description="spec.model.source.retry when it was rejected."
+    )
+
+
 class ModelDeploymentStatus(StatusModel):
     """The observed state, written by the operator only."""
 
@@ -153,6 +186,14 @@ class ModelDeploymentStatus(StatusModel):
         description="The last `kubectl modeldeploy` request (annotation "
         "modeldeploy.dev/request-id) the operator acted on; each request is acted on once.",
     )
+    resolved: ResolvedVersion | None = Field(
+        default=None,
+        description="What spec.model.source resolved to (absent when the spec names a version).",
+    )
+    rejected: list[RejectedVersion] | None = Field(
+        default=None,
+        description="Registry versions whose rollout failed, newest last (spec.model.source).",
+    )
     url: str | None = Field(default=None, description="In-cluster URL of the model's Service.")
     replicas: int | None = Field(
         default=None, description="Ready pods of the stable version (scale subresource)."
@@ -167,7 +208,8 @@ class ModelDeploymentStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing and Degraded conditions.",
+        description="Ready, Progressing and Degraded conditions; SourceReachable and "
+        "InSyncWithRegistry with spec.model.source.",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],

@@ -14,7 +14,7 @@ AUTOSCALING = {"minReplicas": 2, "maxReplicas": 10, "targetCPUUtilizationPercent
 
 
 def _serving(md: ModelDeployment, version: str) -> ServingTemplate:
-    return ServingTemplate(model=md.spec.model.model_copy(update={"version": version}))
+    return ServingTemplate(model=md.spec.serving().model.model_copy(update={"version": version}))
 
 
 def _names(children: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -1,0 +1,110 @@
+"""A real `mlflow server` for tests: SQLite backend store, artifacts served over HTTP by its
+artifact proxy, on 127.0.0.1; registered scikit-learn models logged by MLflow itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.ports import free_port
+
+# Logs one scikit-learn model per argument (its C) in a run of its own, as a training script
+# would, each registered as the next version of NAME.
+REGISTER = """
+import sys, mlflow, mlflow.sklearn
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+X, y = load_iris(return_X_y=True)
+for c in sys.argv[2:]:
+    with mlflow.start_run():
+        model = LogisticRegression(C=float(c), max_iter=1000).fit(X, y)
+        mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[1])
+"""
+START_SECONDS = 120.0
+
+
+class MlflowServer:
+    """`mlflow server` in its own process group; stop() and start() again keep its data."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.root / "server.log"
+        self._proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.root}/mlflow.db",
+                "--artifacts-destination",
+                str(self.root / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            cwd=self.root,
+            env=self._env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("ab"),
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + START_SECONDS
+        while True:
+            assert self._proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, f"mlflow server did not start: {log}"
+            try:
+                if httpx.get(f"{self.url}/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        os.killpg(self._proc.pid, signal.SIGTERM)
+        try:
+            self._proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+        self._proc = None
+
+    def register(self, name: str, count: int) -> None:
+        """Versions 1..count of `name`, each a differently regularised model (distinct files)."""
+        subprocess.run(
+            [sys.executable, "-c", REGISTER, name, *(str(0.5 + i) for i in range(count))],
+            env={**self._env, "MLFLOW_TRACKING_URI": self.url},
+            cwd=self.root,
+            check=True,
+            capture_output=True,
+        )
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        answer = httpx.post(
+            f"{self.url}/api/2.0/mlflow/registered-models/alias",
+            json={"name": name, "alias": alias, "version": version},
+        )
+        answer.raise_for_status()
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        answer = httpx.request(
+            "DELETE",
+            f"{self.url}/api/2.0/mlflow/registered-models/alias",
+            json={"name": name, "alias": alias},
+        )
+        answer.raise_for_status()
