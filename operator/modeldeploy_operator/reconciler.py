@@ -357,6 +357,7 @@ class Reconciler:
         # ModelDeployment's child): a forced apply would overwrite it, add our owner reference,
         # and the garbage collector would delete it with this ModelDeployment. Nothing of this
         # pass is applied then: a partial set of children could shift traffic or capacity.
+        live = await self._confirm_foreign(key, md, live)
         foreign = [(m, body) for m, body in live if body is not None and not owned_by(body, md)]
         if foreign:
             raise ChildrenNotApplied(CHILD_CONFLICT, [_conflict(m, body) for m, body in foreign])
@@ -399,14 +400,45 @@ class Reconciler:
         objects with our labels: one made by someone else is invisible to it, so a child the
         view lacks (about to be created) is looked up in the API; listed by name, since the
         operator is granted list, not get."""
-        kind, name = manifest["kind"], manifest["metadata"]["name"]
-        held = children.get((kind, name))
+        held = children.get((manifest["kind"], manifest["metadata"]["name"]))
         if held is not None:
             return held
+        return await self._api_copy(md, manifest)
+
+    async def _api_copy(
+        self, md: ModelDeployment, manifest: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The object as the API holds it now; listed by name (list is granted, get is not)."""
+        name = manifest["metadata"]["name"]
         found = await self.client.list(
             kind_of(manifest), md.metadata.namespace, field_selector=f"metadata.name={name}"
         )
         return found[0] if found else None
+
+    async def _confirm_foreign(
+        self,
+        key: Key,
+        md: ModelDeployment,
+        live: list[tuple[dict[str, Any], dict[str, Any] | None]],
+    ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """`live` with every copy that is not ours re-read from the API. The view can hold a
+        ghost: the answer to a write, stored after the watch reported the object deleted (a
+        namespace deleted and made again mid-pass). Only what the API still holds is a
+        conflict; a ghost is dropped from the view. Rare, so the extra reads cost nothing at
+        steady state."""
+        suspects = [
+            i for i, (_, body) in enumerate(live) if body is not None and not owned_by(body, md)
+        ]
+        if not suspects:
+            return live
+        current = await asyncio.gather(*(self._api_copy(md, live[i][0]) for i in suspects))
+        confirmed = list(live)
+        for i, body in zip(suspects, current, strict=True):
+            manifest = live[i][0]
+            if body is None:
+                self.view.forget_child(key, (manifest["kind"], manifest["metadata"]["name"]))
+            confirmed[i] = (manifest, body)
+        return confirmed
 
     async def _delete_unwanted(
         self,

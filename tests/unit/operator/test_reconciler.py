@@ -324,12 +324,31 @@ def test_a_watched_child_owned_by_another_object_is_never_applied() -> None:
     deployment["metadata"]["resourceVersion"] = "10000"
     deployment["spec"]["replicas"] = 5
     view.remember_child(KEY, deployment)
+    client.existing[("Deployment", "iris-v1")] = deployment  # what the watch saw, the API holds
     client.applied.clear()
 
     asyncio.run(reconciler.reconcile(KEY))
     assert "Deployment" not in {m["kind"] for m in client.applied}
     degraded = conditions(client.statuses[-1])["Degraded"]
     assert degraded["reason"] == "ChildConflict" and "Deployment iris-v1" in degraded["message"]
+
+
+def test_a_ghost_the_view_holds_is_no_conflict_and_is_dropped() -> None:
+    """A namespace deleted and made again while a pass ran: the view kept a write's answer for
+    a child the API no longer has, owned by the model's previous incarnation."""
+    reconciler, client, view = reconciler_for(md_body(replicas=1))
+    asyncio.run(reconciler.reconcile(KEY))
+    ghost = copy.deepcopy(view.children_of(KEY)[("Deployment", "iris-v1")])
+    ghost["metadata"]["ownerReferences"] = [{"uid": "deleted-incarnation", "controller": True}]
+    ghost["metadata"]["resourceVersion"] = "10000"
+    view.remember_child(KEY, ghost)
+    client.applied.clear()
+
+    asyncio.run(reconciler.reconcile(KEY))
+    assert "Deployment" in {m["kind"] for m in client.applied}
+    assert conditions(client.statuses[-1])["Degraded"]["status"] == "False"
+    held = view.children_of(KEY)[("Deployment", "iris-v1")]
+    assert held["metadata"]["ownerReferences"][0]["uid"] != "deleted-incarnation"
 
 
 def retry_delays(reconciler: Reconciler) -> list[float]:
