@@ -9,7 +9,7 @@ matched by exact type (a subclass may override `predict`); everything else raise
 with the reason, and the caller serves it with scikit-learn. `verify` (verify.py) compares the
 kernels with scikit-learn on real rows before they serve.
 
-One module per family: linear.py, trees.py, pipeline.py (the preprocessing steps).
+One module per family: linear.py, trees.py, boosting.py, pipeline.py (the preprocessing steps).
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ class FastPath:
 def compile_estimator(estimator: Any) -> FastPath:
     """The fast path of `estimator`; `Unsupported` naming why there is none."""
     # Imported here: each family module imports this one for `Kernel` and `Unsupported`.
-    from modeldeploy_serving.fastpath import linear, pipeline, trees
+    from modeldeploy_serving.fastpath import boosting, linear, pipeline, trees
 
     families: tuple[tuple[frozenset[type], Callable[[Any], FastPath]], ...] = (
         (linear.SUPPORTED, linear.compile_estimator),
         (trees.SUPPORTED, trees.compile_estimator),
+        (boosting.SUPPORTED, boosting.compile_estimator),
         (pipeline.SUPPORTED, pipeline.compile_estimator),
     )
     for supported, compile_family in families:

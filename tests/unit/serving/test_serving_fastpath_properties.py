@@ -16,6 +16,10 @@ from modeldeploy_serving.fastpath import compile_estimator
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -75,6 +79,19 @@ TREE_REGRESSORS: list[Factory] = [
     lambda seed: ExtraTreeRegressor(random_state=seed),
     lambda seed: RandomForestRegressor(n_estimators=7, random_state=seed),
     lambda seed: ExtraTreesRegressor(n_estimators=5, max_depth=5, random_state=seed),
+]
+BOOSTED_CLASSIFIERS: list[Factory] = [
+    lambda seed: GradientBoostingClassifier(n_estimators=8, random_state=seed),
+    lambda seed: GradientBoostingClassifier(n_estimators=5, init="zero", random_state=seed),
+    lambda seed: GradientBoostingClassifier(n_estimators=5, subsample=0.7, random_state=seed),
+    lambda seed: HistGradientBoostingClassifier(max_iter=8, random_state=seed),
+    lambda seed: HistGradientBoostingClassifier(max_iter=5, max_depth=2, random_state=seed),
+]
+BOOSTED_REGRESSORS: list[Factory] = [
+    lambda seed: GradientBoostingRegressor(n_estimators=8, random_state=seed),
+    lambda seed: GradientBoostingRegressor(n_estimators=5, loss="huber", random_state=seed),
+    lambda seed: HistGradientBoostingRegressor(max_iter=8, random_state=seed),
+    lambda seed: HistGradientBoostingRegressor(max_iter=5, loss="absolute_error"),
 ]
 PREPROCESSORS: list[Factory] = [
     lambda seed: StandardScaler(),
@@ -201,10 +218,33 @@ def test_trees_and_forests_regressing_are_bit_identical(
 
 
 @PROPERTY_SETTINGS
+@given(data=st.data(), make=st.sampled_from(BOOSTED_CLASSIFIERS))
+def test_gradient_boosting_classifiers_are_bit_identical(
+    data: st.DataObject, make: Factory
+) -> None:
+    # Histogram boosting takes missing values; the classic one does not.
+    estimator = make(0)
+    missing = isinstance(estimator, HistGradientBoostingClassifier) and data.draw(st.booleans())
+    X, y, seed = data.draw(training_sets("classification", missing))
+    estimator = fit(estimator.set_params(random_state=seed), X, y)
+    assert_identical(estimator, data.draw(rows_for(X, missing)))
+
+
+@PROPERTY_SETTINGS
+@given(data=st.data(), make=st.sampled_from(BOOSTED_REGRESSORS))
+def test_gradient_boosting_regressors_are_bit_identical(data: st.DataObject, make: Factory) -> None:
+    estimator = make(0)
+    missing = isinstance(estimator, HistGradientBoostingRegressor) and data.draw(st.booleans())
+    X, y, seed = data.draw(training_sets("regression", missing))
+    estimator = fit(estimator.set_params(random_state=seed), X, y)
+    assert_identical(estimator, data.draw(rows_for(X, missing)))
+
+
+@PROPERTY_SETTINGS
 @given(
     data=st.data(),
     steps=st.lists(st.sampled_from(PREPROCESSORS), min_size=1, max_size=3),
-    final=st.sampled_from(LINEAR_CLASSIFIERS + TREE_CLASSIFIERS),
+    final=st.sampled_from(LINEAR_CLASSIFIERS + TREE_CLASSIFIERS + BOOSTED_CLASSIFIERS),
     passthrough=st.booleans(),
 )
 def test_pipelines_are_bit_identical(
