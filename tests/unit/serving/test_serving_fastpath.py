@@ -18,16 +18,17 @@ from modeldeploy_serving import model as model_module
 from modeldeploy_serving.app import ServingApp
 from modeldeploy_serving.drift import build_reference, save_reference
 from modeldeploy_serving.fastpath import FastPath, Kernel, Unsupported, compile_estimator
-from modeldeploy_serving.fastpath.verify import check_rows
+from modeldeploy_serving.fastpath.verify import Mismatch, check_rows, verify
 from modeldeploy_serving.metrics import ServingMetrics
 from modeldeploy_serving.settings import ServerSettings, parse_settings
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, PolynomialFeatures, StandardScaler
 
 from .asgi import acall, call
 from .conftest import Fitted, save_model
@@ -106,8 +107,22 @@ def test_the_flag_turns_it_off() -> None:
             make_pipeline(StandardScaler(), LogisticRegression()).set_output(transform="pandas"),
             "'pandas'",
         ),
+        (
+            make_pipeline(
+                ColumnTransformer([("codes", OneHotEncoder(), [0, 1])], sparse_threshold=1.0),
+                LogisticRegression(max_iter=1000),
+            ),
+            "sparse output",
+        ),
     ],
-    ids=["unknown", "threaded-forest", "unknown-step", "imputer-indicator", "pandas-output"],
+    ids=[
+        "unknown",
+        "threaded-forest",
+        "unknown-step",
+        "imputer-indicator",
+        "pandas-output",
+        "sparse-columns",
+    ],
 )
 def test_what_has_no_fast_path_is_served_by_scikit_learn_with_the_reason_logged(
     estimator: Any,
@@ -180,6 +195,30 @@ def test_bad_input_is_refused_before_the_fast_path_is_called(
     assert len(spy.calls) == 1
 
 
+def test_an_unknown_category_is_a_400_as_with_scikit_learn(
+    app_for: Callable[..., ServingApp],
+) -> None:
+    """Mixed input: two numeric features, then a category code; OneHotEncoder refuses codes it
+    never saw, on the fast path as in scikit-learn."""
+    codes = (np.arange(len(IRIS_X)) % 3).astype(np.float64)
+    X = np.column_stack([IRIS_X[:, :2], codes])
+    estimator = make_pipeline(
+        ColumnTransformer(
+            [("numeric", StandardScaler(), [0, 1]), ("code", OneHotEncoder(), [2])],
+            sparse_threshold=0.0,
+        ),
+        LogisticRegression(max_iter=1000),
+    ).fit(X, IRIS_Y)
+    for fast_path in (True, False):
+        app = app_for(estimator, fast_path=fast_path)
+        assert app.dataplane.require_model().path == ("fast" if fast_path else "sklearn")
+        known = call(app, "POST", V1, orjson.dumps({"instances": X[:3].tolist()}))
+        assert known.json()["predictions"] == estimator.predict(X[:3]).tolist()
+        unknown = call(app, "POST", V1, orjson.dumps({"instances": [[5.0, 3.0, 7.0]]}))
+        assert unknown.status == 400
+        assert "unknown categories [np.float64(7.0)] in column 0" in unknown.json()["error"]
+
+
 def test_rows_that_are_not_float64_go_to_scikit_learn(
     models: dict[str, Fitted], app_for: Callable[..., ServingApp]
 ) -> None:
@@ -241,3 +280,23 @@ def test_check_rows_are_generated_without_a_fitting_reference() -> None:
         assert rows.shape[1] == 3 and len(rows) >= 32
         assert np.isnan(rows).any() and np.isfinite(rows).any()
         assert np.abs(rows[np.isfinite(rows)]).max() > 100  # several magnitudes
+
+
+def test_the_check_compares_refusals_and_needs_something_accepted() -> None:
+    """A kernel must refuse what scikit-learn refuses (same exception type), and rows that
+    scikit-learn refuses all of prove nothing."""
+    codes = (np.arange(len(IRIS_X)) % 3).astype(np.float64)
+    X = np.column_stack([IRIS_X[:, 0], codes])
+    estimator = make_pipeline(
+        ColumnTransformer([("code", OneHotEncoder(), [1])], remainder="passthrough"),
+        LogisticRegression(max_iter=1000),
+    ).fit(X, IRIS_Y)
+    real = compile_estimator(estimator)
+    mixed = np.array([[5.0, 0.0], [5.0, 9.0], [6.0, 2.0], [4.0, 1.0]])
+    verify(real, estimator, mixed)  # row 1 is refused by both, the others are compared
+
+    lenient = FastPath(lambda rows: np.zeros(len(rows), dtype=IRIS_Y.dtype), None, "lenient")
+    with pytest.raises(Mismatch, match="answers where scikit-learn raises ValueError"):
+        verify(lenient, estimator, mixed)
+    with pytest.raises(Mismatch, match="refused every check batch"):
+        verify(real, estimator, np.array([[5.0, 9.0], [5.0, 8.0]]))

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from modeldeploy_serving.fastpath import compile_estimator
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -32,8 +34,8 @@ from sklearn.linear_model import (
     SGDClassifier,
     SGDRegressor,
 )
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.tree import (
     DecisionTreeClassifier,
@@ -268,3 +270,69 @@ def test_regression_pipelines_are_bit_identical(data: st.DataObject, steps: list
     named = [(f"step{i}", make(seed)) for i, make in enumerate(steps)]
     pipeline = fit(Pipeline([*named, ("final", Ridge())]), X, y)
     assert_identical(pipeline, data.draw(rows_for(X)))
+
+
+@st.composite
+def mixed_training_sets(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Numeric columns, then categorical ones as numeric codes (as JSON rows carry them)."""
+    X, y, seed = draw(training_sets("classification"))
+    rng = np.random.default_rng(seed)
+    n_categorical = draw(st.integers(1, 3))
+    levels = draw(
+        st.sampled_from([np.arange(4.0), np.array([-1.0, 0.0, 2.5]), np.arange(1.0, 9.0)])
+    )
+    codes = rng.choice(levels, size=(len(X), n_categorical))
+    return np.hstack([X, codes]), y, seed, X.shape[1]
+
+
+@PROPERTY_SETTINGS
+@given(
+    data=st.data(),
+    handle_unknown=st.sampled_from(["error", "ignore"]),
+    remainder=st.sampled_from(["drop", "passthrough"]),
+    by_mask=st.booleans(),
+    weighted=st.booleans(),
+    final=st.sampled_from(LINEAR_CLASSIFIERS + TREE_CLASSIFIERS + BOOSTED_CLASSIFIERS),
+)
+def test_column_transformer_pipelines_are_bit_identical(
+    data: st.DataObject,
+    handle_unknown: str,
+    remainder: str,
+    by_mask: bool,
+    weighted: bool,
+    final: Factory,
+) -> None:
+    X, y, seed, n_numeric = data.draw(mixed_training_sets())
+    n_features = X.shape[1]
+    scaled = list(range(n_numeric - 1)) if remainder == "passthrough" else list(range(n_numeric))
+    categorical: Any = list(range(n_numeric, n_features))
+    if by_mask:
+        categorical = np.arange(n_features) >= n_numeric
+    encoder = OneHotEncoder(handle_unknown=handle_unknown, sparse_output=data.draw(st.booleans()))
+    columns = ColumnTransformer(
+        [
+            ("numeric", make_pipeline(SimpleImputer(), StandardScaler()), scaled),
+            ("categorical", encoder, categorical),
+        ],
+        remainder=remainder,
+        sparse_threshold=0.0,
+        transformer_weights={"numeric": 0.5} if weighted else None,
+    )
+    pipeline = fit(Pipeline([("columns", columns), ("final", final(seed))]), X, y)
+    rows = data.draw(rows_for(X))
+    # Training rows carry known categories, arbitrary rows unknown ones: make some known.
+    rows[:, n_numeric:] = np.where(
+        data.draw(hnp.arrays(np.bool_, (len(rows), n_features - n_numeric))),
+        X[0, n_numeric:],
+        rows[:, n_numeric:],
+    )
+    fast = compile_estimator(pipeline)
+    try:
+        expected = pipeline.predict(rows.copy())
+    except ValueError as e:
+        assert handle_unknown == "error" and "unknown categories" in str(e)
+        with pytest.raises(ValueError, match="unknown categories"):
+            fast.predict(rows.copy())
+        return
+    assert_same_bits(fast.predict(rows.copy()), expected)
+    assert_identical(pipeline, rows)
