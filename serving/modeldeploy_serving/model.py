@@ -33,7 +33,7 @@ from sklearn.base import is_classifier, is_regressor
 from modeldeploy_serving.contract import ARTIFACT_SUFFIXES, JOBLIB_FILE, SKOPS_FILE, SKOPS_SUFFIX
 from modeldeploy_serving.errors import BadRequest, DigestMismatch, ModelLoadError
 from modeldeploy_serving.fastpath import ROW_DTYPE, FastPath, Unsupported, compile_estimator
-from modeldeploy_serving.fastpath.verify import Mismatch, check_rows, verify
+from modeldeploy_serving.fastpath.verify import Mismatch, check_rows, fits, verify
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ class ServedModel:
             log.info("scikit-learn serves %s: %s", name, e)
             return False
         except Mismatch as e:
-            log.warning("scikit-learn serves %s: its fast path differs: %s", name, e)
+            log.warning("scikit-learn serves %s: its fast path failed the check: %s", name, e)
             return False
         except Exception as e:  # a kernel that fails on the check rows: never serve it
             log.warning("scikit-learn serves %s: its fast path failed: %r", name, e)
@@ -277,7 +277,7 @@ class ServedModel:
             name,
             fast.description,
             len(rows),
-            "from the drift reference" if reference_edges is not None else "generated",
+            "from the drift reference" if fits(reference_edges, n_features) else "generated",
         )
         return True
 

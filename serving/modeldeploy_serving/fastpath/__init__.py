@@ -56,7 +56,7 @@ def compile_estimator(estimator: Any) -> FastPath:
     for supported, compile_family in families:
         if type(estimator) in supported:
             return compile_family(estimator)
-    raise Unsupported(f"{type(estimator).__name__} has no fast path (scikit-learn serves it)")
+    raise Unsupported(f"{type(estimator).__name__} has no fast path")
 
 
 def require_dense(name: str, **arrays: Any) -> None:

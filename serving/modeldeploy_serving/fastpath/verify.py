@@ -31,12 +31,18 @@ class Mismatch(Exception):
     """The fast path differs from scikit-learn; the message says where."""
 
 
+def fits(edges: Sequence[Sequence[float]] | None, n_features: int) -> bool:
+    """Whether the reference's quantile `edges` describe the model's features (else the check
+    rows are generated)."""
+    return edges is not None and len(edges) == n_features and all(len(e) for e in edges)
+
+
 def check_rows(
     n_features: int, edges: Sequence[Sequence[float]] | None, allow_nan: bool, seed: int = 0
 ) -> np.ndarray:
     """Float64 rows to compare on: from the reference's quantile edges, or generated."""
     rng = np.random.default_rng(seed)
-    if edges is not None and len(edges) == n_features and all(len(e) for e in edges):
+    if edges is not None and fits(edges, n_features):
         columns = [_around(np.asarray(e, dtype=np.float64)) for e in edges]
         n_rows = max(GENERATED_ROWS, max(len(c) for c in columns))
         rows = np.column_stack([rng.choice(c, size=n_rows) for c in columns])

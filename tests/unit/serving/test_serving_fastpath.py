@@ -161,7 +161,7 @@ def test_a_fast_path_that_differs_from_scikit_learn_never_serves(
         app = app_for(models["logistic"].estimator)
     assert app.dataplane.require_model().path == "sklearn"
     assert any(
-        "fast path differs" in r.message and "predict_proba on 1 row(s)" in r.message
+        "failed the check" in r.message and "predict_proba on 1 row(s)" in r.message
         for r in caplog.records
     )
     rows = models["logistic"].X[:4]
