@@ -27,6 +27,11 @@ from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from modeldeploy_serving.fastpath import FastPath, Kernel, Unsupported
 
+# From this many rows on, OpenMP threads pay for their start (measured on 2 cores: 1,000 rows
+# 1.7x faster on 2 threads, 1 to 32 rows 10-15 % slower); below it one thread predicts. Rows are
+# independent of each other in these kernels, so the thread count cannot change a bit.
+THREADED_ROWS = 256
+
 GRADIENT_BOOSTING = (GradientBoostingClassifier, GradientBoostingRegressor)
 HIST_GRADIENT_BOOSTING = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
 SUPPORTED = frozenset((*GRADIENT_BOOSTING, *HIST_GRADIENT_BOOSTING))
@@ -102,10 +107,10 @@ def _hist_gradient_boosting_raw(estimator: Any) -> Kernel:
     baseline = estimator._baseline_prediction
     iterations = estimator._predictors
     n_columns = estimator.n_trees_per_iteration_
-    # Rows are independent of each other in these kernels: the thread count cannot change a bit.
-    n_threads = _openmp_effective_n_threads(None)
+    all_threads = _openmp_effective_n_threads(None)
 
     def raw(rows: np.ndarray) -> np.ndarray:
+        n_threads = all_threads if rows.shape[0] >= THREADED_ROWS else 1
         scores = np.zeros(shape=(rows.shape[0], n_columns), dtype=baseline.dtype, order="F")
         scores += baseline
         for predictors in iterations:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from modeldeploy_serving.fastpath import compile_estimator
+from modeldeploy_serving.fastpath.boosting import THREADED_ROWS
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -336,3 +337,17 @@ def test_column_transformer_pipelines_are_bit_identical(
         return
     assert_same_bits(fast.predict(rows.copy()), expected)
     assert_identical(pipeline, rows)
+
+
+def test_hist_gradient_boosting_is_bit_identical_on_batches_big_enough_for_threads() -> None:
+    """From THREADED_ROWS rows on, the kernel predicts on OpenMP threads, as scikit-learn does."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((400, 5))
+    X[rng.random(X.shape) < 0.05] = np.nan
+    y = (np.nan_to_num(X) @ rng.standard_normal(5) > 0).astype(int) + (X[:, 0] > 1)
+    for estimator in (
+        HistGradientBoostingClassifier(max_iter=20, random_state=0),
+        HistGradientBoostingRegressor(max_iter=20, random_state=0),
+    ):
+        fit(estimator, X, y)
+        assert_identical(estimator, rng.standard_normal((THREADED_ROWS + 50, 5)))
