@@ -62,6 +62,7 @@ class DataPlane:
         # Called when the model cannot be loaded: the process should stop (server.py).
         self.on_fatal: Callable[[BaseException], None] | None = None
         if model is not None:
+            self._choose_path(model, reference)
             self.set_model(model, reference)
 
     @property
@@ -95,15 +96,16 @@ class DataPlane:
                 expected,
             )
             reference = None
-        self.metrics.model_ready(model.signature, reference, model.sha256)
+        self.metrics.model_ready(model.signature, reference, model.sha256, model.path)
         if self.settings.micro_batch_rows > 1:
             self.batcher = MicroBatcher(model, self.settings.micro_batch_rows)
         self.model = model
         log.info(
-            "model %s version %s ready: %s from %s (sha256 %s)%s",
+            "model %s version %s ready: %s (served by %s) from %s (sha256 %s)%s",
             self.settings.name,
             self.settings.version,
             model.signature.estimator_type,
+            "its fast path" if model.path == "fast" else "scikit-learn",
             model.artifact,
             model.sha256,
             ", drift reference loaded" if reference is not None else ", no drift reference",
@@ -117,7 +119,14 @@ class DataPlane:
         except ReferenceDataError as e:
             log.warning("%s: serving without drift metrics", e)
             reference = None
+        # Here, in the loading thread: the check calls scikit-learn a few dozen times.
+        self._choose_path(model, reference)
         return model, reference
+
+    def _choose_path(self, model: ServedModel, reference: Reference | None) -> None:
+        """The fast path serves when it is on and matches scikit-learn (ServedModel)."""
+        if self.settings.fast_path:
+            model.use_fast_path(reference.edges if reference is not None else None)
 
     def start_loading(self) -> None:
         """Load in a thread so that liveness answers while a large model unpickles."""

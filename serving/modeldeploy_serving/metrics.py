@@ -13,7 +13,8 @@ depends on scrape relabelling:
 - `modeldeploy_feature_drift{feature}` — PSI over the drift window (see drift.py), present once
   the window holds `drift_min_rows` rows; `modeldeploy_drift_window_rows` says how many it holds.
 - `modeldeploy_model_loaded` — 1 once the model is loaded (in every worker).
-- `modeldeploy_model_info{sha256,estimator}` — 1, for dashboards.
+- `modeldeploy_model_info{sha256,estimator,path}` — 1, for dashboards; `path` is `fast` when the
+  estimator's exact fast path serves float64 rows, `sklearn` when scikit-learn does (model.py).
 
 With several workers each process keeps its counters in memory-mapped files under one directory
 (an emptyDir or `$TMPDIR`); whichever worker answers a scrape sums them all.
@@ -40,7 +41,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from modeldeploy_serving.drift import DriftWindow, Reference, psi
 from modeldeploy_serving.errors import RESPONSE_CODES
-from modeldeploy_serving.model import ModelSignature
+from modeldeploy_serving.model import ModelSignature, ServingPath
 
 PROTOCOLS = ("v1", "v2")
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -120,6 +121,7 @@ class ServingMetrics:
         self.clock = clock
         self.signature: ModelSignature | None = None
         self.sha256 = ""
+        self.path: ServingPath = "sklearn"
         self.classes: list[str] = []
         self._class_index: dict[Any, int] = {}
         self.class_counts: np.ndarray | None = None
@@ -200,10 +202,15 @@ class ServingMetrics:
     # -- lifecycle -------------------------------------------------------------------------
 
     def model_ready(
-        self, signature: ModelSignature, reference: Reference | None, sha256: str
+        self,
+        signature: ModelSignature,
+        reference: Reference | None,
+        sha256: str,
+        path: ServingPath = "sklearn",
     ) -> None:
         self.signature = signature
         self.sha256 = sha256
+        self.path = path
         if signature.classes is not None:
             self.classes = [str(c) for c in signature.classes.tolist()]
             self._class_index = {c: i for i, c in enumerate(signature.classes.tolist())}
@@ -279,9 +286,9 @@ class ServingMetrics:
         info = GaugeMetricFamily(
             "modeldeploy_model_info",
             "The served artifact.",
-            labels=[*names, "sha256", "estimator"],
+            labels=[*names, "sha256", "estimator", "path"],
         )
-        info.add_metric([*values, self.sha256, self.signature.estimator_type], 1.0)
+        info.add_metric([*values, self.sha256, self.signature.estimator_type, self.path], 1.0)
         yield info
 
         classes = self._sum("predictions")

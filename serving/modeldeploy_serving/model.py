@@ -10,7 +10,9 @@ A model directory holds one of
 
 Input checks the HTTP layer cannot do without the model (feature count, NaN/inf) live here, so the
 estimator is called with `assume_finite` and `skip_parameter_validation`: scikit-learn's own
-per-call validation costs more than the arithmetic of a small model.
+per-call validation costs more than the arithmetic of a small model. Better still, a supported
+estimator is served by its exact fast path (fastpath/), once that has computed the same bits as
+scikit-learn on the check rows (`use_fast_path`); `path` says which one serves.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from modeldeploy_serving.contract import (
     SKOPS_SUFFIX,
 )
 from modeldeploy_serving.errors import BadRequest, DigestMismatch, ModelLoadError
+from modeldeploy_serving.fastpath import ROW_DTYPE, FastPath, Unsupported, compile_estimator
+from modeldeploy_serving.fastpath.verify import Mismatch, check_rows, fits, verify
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ MODEL_FILES = (JOBLIB_FILE, SKOPS_FILE)
 
 Method = Literal["predict", "predict_proba"]
 Task = Literal["classification", "regression", "other"]
+ServingPath = Literal["fast", "sklearn"]
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -221,6 +226,7 @@ class ServedModel:
         self.artifact = artifact
         self.sha256 = sha256
         self.signature = describe(estimator)
+        self.fast_path: FastPath | None = None
         if self.signature.feature_names is not None:
             # Fitted on a DataFrame, called with arrays of the same columns: the warning says
             # nothing the input checks have not already enforced, and it costs on every call.
@@ -244,6 +250,42 @@ class ServedModel:
             )
         return cls(_load_estimator(artifact, data, skops_trusted), artifact, digest)
 
+    @property
+    def path(self) -> ServingPath:
+        """Which computes the outputs of float64 rows: the fast path, or scikit-learn."""
+        return "sklearn" if self.fast_path is None else "fast"
+
+    def use_fast_path(self, reference_edges: tuple[tuple[float, ...], ...] | None) -> bool:
+        """Serve through the estimator's fast path if it has one that computes the same bits as
+        scikit-learn on check rows (built from the drift reference's quantile `edges`, or
+        generated); else log why and keep scikit-learn. True when the fast path serves."""
+        name = self.signature.estimator_type
+        n_features = self.signature.n_features
+        try:
+            if n_features is None:
+                raise Unsupported(f"{name} does not say how many features it takes")
+            fast = compile_estimator(self.estimator)
+            rows = check_rows(n_features, reference_edges, self.signature.allow_nan)
+            verify(fast, self.estimator, rows)
+        except Unsupported as e:
+            log.info("scikit-learn serves %s: %s", name, e)
+            return False
+        except Mismatch as e:
+            log.warning("scikit-learn serves %s: its fast path failed the check: %s", name, e)
+            return False
+        except Exception as e:  # a kernel that fails on the check rows: never serve it
+            log.warning("scikit-learn serves %s: its fast path failed: %r", name, e)
+            return False
+        self.fast_path = fast
+        log.info(
+            "the fast path serves %s: %s, identical to scikit-learn on %d check rows (%s)",
+            name,
+            fast.description,
+            len(rows),
+            "from the drift reference" if fits(reference_edges, n_features) else "generated",
+        )
+        return True
+
     def check_rows(self, rows: np.ndarray) -> None:
         """`BadRequest` naming the problem when `rows` (2-D, numeric) cannot go to the model."""
         expected = self.signature.n_features
@@ -265,6 +307,9 @@ class ServedModel:
                     )
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
+        fast = self.fast_path
+        if fast is not None and rows.dtype == ROW_DTYPE:
+            return fast.predict(rows)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return np.asarray(self.estimator.predict(rows))
 
@@ -274,6 +319,9 @@ class ServedModel:
                 f"this model ({self.signature.estimator_type}) has no predict_proba; "
                 "ask for the 'predict' output"
             )
+        fast = self.fast_path
+        if fast is not None and fast.predict_proba is not None and rows.dtype == ROW_DTYPE:
+            return fast.predict_proba(rows)
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             return np.asarray(self.estimator.predict_proba(rows))
 

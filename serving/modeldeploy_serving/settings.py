@@ -49,6 +49,7 @@ class ServerSettings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     limit_concurrency: int = DEFAULT_LIMIT_CONCURRENCY
     micro_batch_rows: int = 0  # 0: every request predicted on its own
+    fast_path: bool = True  # serve a supported estimator by its exact fast path (fastpath/)
     drift_window_seconds: float = 600.0
     drift_min_rows: int = 100
     skops_trusted: tuple[str, ...] = ()
@@ -142,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="coalesce concurrent requests into estimator calls of up to N rows (0: off; "
         "floating-point outputs may then differ in the last bits, see docs/serving.md)",
     )
+    p.add_argument(
+        "--fast-path",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve a supported estimator by its exact fast path once it matches scikit-learn "
+        "bit for bit on check rows (--no-fast-path: always call scikit-learn)",
+    )
     p.add_argument("--drift-window", type=float, default=600.0, help="seconds of traffic")
     p.add_argument("--drift-min-rows", type=int, default=100)
     p.add_argument(
@@ -184,6 +192,7 @@ def parse_settings(argv: list[str]) -> ServerSettings:
         body_timeout=args.body_timeout,
         limit_concurrency=args.limit_concurrency,
         micro_batch_rows=max(0, args.micro_batch_rows),
+        fast_path=args.fast_path,
         drift_window_seconds=args.drift_window,
         drift_min_rows=args.drift_min_rows,
         skops_trusted=tuple(args.skops_trusted),
