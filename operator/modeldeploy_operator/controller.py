@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +58,9 @@ class Controller:
         self._client: KubeClient | None = None
         self._reconciler: Reconciler | None = None
         self._started = False
-        self._background: set[asyncio.Task[None]] = set()
+        # One rediscovery at a time; an event during it asks for one more round.
+        self._rediscovery: asyncio.Task[None] | None = None
+        self._look_again = False
         self.identity = own_identity()
         # Set while this replica may reconcile: always when standalone, else per peering.
         self._active = asyncio.Event()
@@ -131,7 +132,7 @@ class Controller:
             # Prometheus Operator, Gateway API or KEDA installed or removed while we run.
             group = event["object"].get("spec", {}).get("group")
             if group in kinds.OPTIONAL_GROUPS and self._started:
-                self._spawn(self._rediscover())
+                self._rediscover_soon()
 
         pod = kinds.POD
 
@@ -236,24 +237,30 @@ class Controller:
         MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
         return changed
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    def _rediscover_soon(self) -> None:
+        """A CRD of an optional group came or went. An install brings its CRDs together (a
+        dozen events at once at operator start): one rediscovery serves the burst."""
+        if self._rediscovery is not None and not self._rediscovery.done():
+            self._look_again = True
+            return
+        self._rediscovery = asyncio.create_task(self._rediscover(), name="rediscover")
 
     async def _rediscover(self) -> None:
-        """Discovery trails a CRD's establishment a little: look now and once more shortly."""
+        """Discovery trails a CRD's establishment a little: look shortly and once more later."""
         assert self._reconciler is not None
-        for delay in (1.0, 5.0):
-            await asyncio.sleep(delay)
-            try:
-                changed = await self._reconciler.discover_optional_kinds()
-            except (ApiError, *UNREACHABLE) as err:
-                log.warning("could not list API resources: %r", err)
-                continue
-            if changed:
-                for key in list(self.view.models):
-                    self.queue.add(key)
+        self._look_again = True
+        while self._look_again:
+            self._look_again = False
+            for delay in (1.0, 5.0):
+                await asyncio.sleep(delay)
+                try:
+                    changed = await self._reconciler.discover_optional_kinds()
+                except (ApiError, *UNREACHABLE) as err:
+                    log.warning("could not list API resources: %r", err)
+                    continue
+                if changed:
+                    for key in list(self.view.models):
+                        self.queue.add(key)
 
     async def _resync(self) -> None:
         """A periodic full pass catches anything a missed event would otherwise leave stale."""
@@ -334,9 +341,11 @@ class Controller:
         await self._reconciler.reconcile(key)
 
     async def _cleanup(self) -> None:
-        for task in self._tasks:
+        # Every task that may still call the API ends before the client closes.
+        tasks = [*self._tasks, *([self._rediscovery] if self._rediscovery else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         if self._reconciler is not None:
             await self._reconciler.close()

@@ -199,3 +199,37 @@ def test_a_replica_taking_over_drops_a_model_deleted_while_it_stood_by() -> None
     models, requested = asyncio.run(scenario())
     assert models == {}
     assert kinds.MODEL_DEPLOYMENT.path("ns") in requested
+
+
+def test_a_burst_of_crd_events_looks_once_and_cleanup_ends_the_look() -> None:
+    """An install brings its CRDs together (a dozen events at operator start): one rediscovery
+    serves them all, and stopping the operator ends it before the client closes (a look left
+    running met a closed session and failed the shutdown)."""
+    settings = OperatorSettings(server_image="img")
+
+    async def scenario() -> tuple[int, int, bool]:
+        controller = Controller(settings)
+        client = KubeClient(Credentials(f"https://127.0.0.1:{free_port()}", False))
+        controller._client = client
+        reconciler = Reconciler(client, controller.view, controller.queue, settings)
+        controller._reconciler = reconciler
+        looks = 0
+
+        async def discover() -> bool:
+            nonlocal looks
+            looks += 1
+            return False
+
+        reconciler.discover_optional_kinds = discover  # type: ignore[method-assign]
+        for _ in range(12):
+            controller._rediscover_soon()
+        await asyncio.sleep(1.5)  # past the first look, before the second
+        first_looks = looks
+        running = [t for t in asyncio.all_tasks() if t.get_name() == "rediscover"]
+        await controller._cleanup()
+        ended = all(t.done() for t in running)
+        return first_looks, len(running), ended
+
+    first_looks, running, ended = asyncio.run(scenario())
+    assert (first_looks, running) == (1, 1)
+    assert ended
