@@ -17,11 +17,11 @@ import pytest
 import yaml
 from modeldeploy_operator import rbac
 
-from tests.support.audit import AuditLog
+from tests.support.audit import WRITE_VERBS, AuditLog
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.helm import CHART
 from tests.support.kube import Kubectl, KubectlError, eventually
-from tests.support.models import model
+from tests.support.models import condition, model
 
 ALL_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
 
@@ -44,6 +44,7 @@ def audit_events(path: Path, offset: int, user: str, namespace: str) -> list[dic
             event = json.loads(line)
             if (
                 event.get("stage") == "ResponseComplete"
+                and event.get("verb") in WRITE_VERBS
                 and event.get("user", {}).get("username") == user
                 and event.get("objectRef", {}).get("namespace") == namespace
             ):
@@ -130,6 +131,8 @@ def without_verb(kube: Kubectl, role: dict[str, Any], resource: str, verb: str, 
             rule["verbs"].remove(verb)
             checks += [(kube.namespace, group, resource, verb) for group in rule["apiGroups"]]
     assert checks, f"the Role grants no {verb} on {resource}"
+    # A rule left with no verb is invalid: it goes.
+    role["rules"] = [rule for rule in role["rules"] if rule["verbs"]]
     replace_role(kube, role)
     eventually(
         lambda: not any(access_reviews(kube, user, checks).values()),
@@ -293,6 +296,36 @@ def test_without_patch_on_deployments_the_operator_gets_403(
     assert not models.list("deployments")
     md = models.get("md", "iris") or {}
     assert md.get("status", {}).get("phase") != "Ready"
+
+
+def test_without_update_on_finalizers_every_child_is_refused_and_the_model_says_why(
+    installer: ChartInstaller,
+    kube: Kubectl,
+    models_namespace: str,
+    tmp_path: Path,
+    audit_log: Path,
+) -> None:
+    """The local apiserver runs OwnerReferencesPermissionEnforcement, as OpenShift does: the
+    children's owner references set blockOwnerDeletion, which it admits only from whoever may
+    update the owner's finalizers -- the one `update` the chart grants."""
+    release = installer.install({"watchNamespaces": [models_namespace]})
+    models = kube.in_namespace(models_namespace)
+    role = role_of(kube, models_namespace, release.cluster_name)
+    without_verb(models, role, "modeldeployments/finalizers", "update", release.user)
+    offset = audit_log.stat().st_size
+    release.operator(models_namespace, tmp_path)
+    models.apply(model("iris", replicas=1))
+
+    def refused() -> dict[str, Any] | None:
+        md = models.get("md", "iris")
+        return md if condition(md, "Degraded").get("reason") == "ApplyFailed" else None
+
+    md = eventually(refused, timeout=60, what="Degraded: ApplyFailed")
+    assert "blockOwnerDeletion" in condition(md, "Degraded")["message"], md["status"]
+    assert not models.list("deployments") and not models.list("services")
+    refusals = [d for d in denied(audit_events(audit_log, offset, release.user, models_namespace))
+                if d.startswith("patch ")]  # fmt: skip
+    assert refusals, "the admission plugin refused nothing: is it enabled on the apiserver?"
 
 
 def test_without_list_on_pods_the_operator_never_becomes_ready(
