@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from modeldeploy_operator import naming
+from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders import BuildContext, desired_children
 from modeldeploy_operator.compare import is_subset
@@ -211,6 +212,32 @@ def test_restarted_operator_resumes_without_writing(
     writes = [m for m in metrics if m.startswith("modeldeploy_operator_api_writes_total{")]
     assert writes == [], writes
     assert audit.writes_since(mark, str(k.namespace)) == []
+
+
+def test_the_operator_asks_the_api_only_for_its_own_children(k: Kubectl, tmp_path: Path) -> None:
+    """Children and pods are selected by label on the server (kopf's `labels=` filter is
+    client-side): an unrelated object in a watched namespace never reaches the operator. Seen
+    in the apiserver's audit log, which records every watch as it was requested."""
+    audit = AuditLog.beside(k.kubeconfig)
+    assert audit.available, f"no audit log at {audit.path} (cluster/up.sh links it there)"
+    mark = audit.mark()
+    fresh = OperatorProcess(k.kubeconfig, tmp_path / "watches.log", namespaces=str(k.namespace))
+    required = {kind.plural for kind in (kinds.DEPLOYMENT, kinds.SERVICE, kinds.HPA, kinds.POD)}
+    fresh.start()
+    try:
+        watches: dict[str, list[str]] = eventually(
+            lambda: (w if (w := audit.operator_watches_since(mark, str(k.namespace))).keys()
+                     >= required | {kinds.MODEL_DEPLOYMENT.plural} else None),
+            timeout=60, what="the operator's watches in the audit log",
+        )  # fmt: skip
+    finally:
+        fresh.stop()
+    ours = [naming.MANAGED_SELECTOR]
+    for resource, uris in watches.items():
+        # The ModelDeployments are the user's: all of them, unselected.
+        wanted = None if resource == kinds.MODEL_DEPLOYMENT.plural else ours
+        for uri in uris:
+            assert parse_qs(urlsplit(uri).query).get("labelSelector") == wanted, (resource, uri)
 
 
 def test_never_ready_pods_make_the_model_degraded_with_the_reason(

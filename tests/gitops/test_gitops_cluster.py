@@ -18,7 +18,7 @@ from typing import Any
 
 from tests.gitops.lua import health
 from tests.gitops.test_kustomize import GITOPS, build, bump
-from tests.support.audit import AuditLog
+from tests.support.audit import WRITE_VERBS, AuditLog
 from tests.support.chart import ChartInstaller, fresh_name
 from tests.support.kube import Kubectl, eventually
 from tests.support.nodes import on_fake_nodes
@@ -59,6 +59,7 @@ def writes_by(audit: Path, user: str, namespace: str, offset: int) -> list[str]:
             ref = event.get("objectRef", {})
             if (
                 event.get("stage") == "ResponseComplete"
+                and event.get("verb") in WRITE_VERBS
                 and event.get("user", {}).get("username") == user
                 and ref.get("namespace") == namespace
             ):

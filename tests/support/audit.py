@@ -1,5 +1,6 @@
 """Counting write requests from the apiserver's own audit log (the local cluster records every
-write, see cluster/kwok/audit-policy.yaml), so "zero writes" is measured outside the operator."""
+write and every watch, see cluster/kwok/audit-policy.yaml), so "zero writes" is measured outside
+the operator."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # cluster, whose name is the checkout's own: cluster/node/env.sh).
 AUDIT_LOG = ROOT / ".cluster" / "audit.log"
 OPERATOR_AGENTS = ("modeldeploy-operator/", "kopf/")
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class AuditLog:
                 agent = event.get("userAgent", "")
                 if (
                     event.get("stage") == "ResponseComplete"
+                    and event.get("verb") in WRITE_VERBS
                     and ref.get("namespace") == namespace
                     and agent.startswith(OPERATOR_AGENTS)
                 ):
@@ -64,3 +67,21 @@ class AuditLog:
                         )
                     )
         return writes
+
+    def operator_watches_since(self, offset: int, namespace: str) -> dict[str, list[str]]:
+        """Resource → the request URIs of the watches the operator opened in `namespace`
+        (recorded when the stream starts)."""
+        watches: dict[str, list[str]] = {}
+        with self.path.open("rb") as handle:
+            handle.seek(offset)
+            for line in handle:
+                event = json.loads(line)
+                ref = event.get("objectRef", {})
+                if (
+                    event.get("stage") == "ResponseStarted"
+                    and event.get("verb") == "watch"
+                    and ref.get("namespace") == namespace
+                    and event.get("userAgent", "").startswith(OPERATOR_AGENTS)
+                ):
+                    watches.setdefault(ref.get("resource", ""), []).append(event["requestURI"])
+        return watches
