@@ -34,18 +34,7 @@ rules:
   resources: [endpointslices]
   verbs: [list, watch]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: $CLUSTER_ROLE
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: $CLUSTER_ROLE
-subjects:
-- kind: ServiceAccount
-  name: coredns
-  namespace: kube-system
+$(cluster_role_binding "$CLUSTER_ROLE" coredns kube-system)
 ---
 apiVersion: v1
 kind: ConfigMap

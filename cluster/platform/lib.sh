@@ -76,6 +76,25 @@ wait_for() {
   return 1
 }
 
+# cluster_role_binding NAME SERVICE_ACCOUNT NAMESPACE: the manifest binding the ClusterRole NAME
+# to that ServiceAccount, for the platform's manifests.
+cluster_role_binding() {
+  cat <<BINDING
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: $1
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: $1
+subjects:
+- kind: ServiceAccount
+  name: $2
+  namespace: $3
+BINDING
+}
+
 # Whether the cluster has a node that runs containers (cluster/node/), where the platform's
 # pods go; kwok nodes carry a taint the platform's pods do not tolerate.
 has_real_node() {

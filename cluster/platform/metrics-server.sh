@@ -38,18 +38,7 @@ rules:
   resources: [pods, nodes]
   verbs: [get, list, watch]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: $CLUSTER_ROLE
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: $CLUSTER_ROLE
-subjects:
-- kind: ServiceAccount
-  name: metrics-server
-  namespace: kube-system
+$(cluster_role_binding "$CLUSTER_ROLE" metrics-server kube-system)
 ---
 # Delegated authentication and authorization of the requests the apiserver forwards.
 apiVersion: rbac.authorization.k8s.io/v1

@@ -73,18 +73,7 @@ rules:
 - nonResourceURLs: [/metrics]
   verbs: [get]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: $CLUSTER_ROLE
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: $CLUSTER_ROLE
-subjects:
-- kind: ServiceAccount
-  name: prometheus
-  namespace: $MONITORING_NAMESPACE
+$(cluster_role_binding "$CLUSTER_ROLE" prometheus "$MONITORING_NAMESPACE")
 ---
 apiVersion: monitoring.coreos.com/v1
 kind: Prometheus
