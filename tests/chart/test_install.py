@@ -18,7 +18,7 @@ import yaml
 from modeldeploy_operator import rbac
 
 from tests.support.audit import WRITE_VERBS, AuditLog
-from tests.support.chart import ChartInstaller, fresh_name
+from tests.support.chart import CHART_PREFIX, ChartInstaller, fresh_name
 from tests.support.helm import CHART
 from tests.support.kube import Kubectl, KubectlError, eventually
 from tests.support.models import condition, model
@@ -103,7 +103,7 @@ def access_reviews(
 
 @pytest.fixture
 def models_namespace() -> str:
-    return fresh_name("c-models")
+    return fresh_name(f"{CHART_PREFIX}-models")
 
 
 def role_of(kube: Kubectl, namespace: str, name: str) -> dict[str, Any]:
@@ -291,8 +291,9 @@ def test_without_patch_on_deployments_the_operator_gets_403(
                 if d.startswith("patch deployments")]  # fmt: skip
 
     eventually(forbidden_patch, timeout=60, what="a 403 on patching the Deployment")
-    log = operator.log_path.read_text()
-    assert f'User "{release.user}" cannot patch resource "deployments"' in log
+    # The apiserver audits the answer before the operator has read it and logged it.
+    refusal = f'User "{release.user}" cannot patch resource "deployments"'
+    eventually(lambda: refusal in operator.log_path.read_text(), what="the refusal logged")
     assert not models.list("deployments")
     md = models.get("md", "iris") or {}
     assert md.get("status", {}).get("phase") != "Ready"

@@ -19,7 +19,7 @@ from typing import Any
 from tests.gitops.lua import health
 from tests.gitops.test_kustomize import GITOPS, build, bump
 from tests.support.audit import WRITE_VERBS, AuditLog
-from tests.support.chart import ChartInstaller, fresh_name
+from tests.support.chart import CHART_PREFIX, ChartInstaller, fresh_name
 from tests.support.kube import Kubectl, eventually
 from tests.support.nodes import on_fake_nodes
 
@@ -70,7 +70,7 @@ def writes_by(audit: Path, user: str, namespace: str, offset: int) -> list[str]:
 def test_a_synced_model_stays_in_sync_and_quiet_and_rolls_out_by_one_line(
     installer: ChartInstaller, kube: Kubectl, tmp_path: Path
 ) -> None:
-    namespace = fresh_name("g-staging")
+    namespace = fresh_name(f"{CHART_PREFIX}-staging")
     release = installer.install({"watchNamespaces": [namespace]})
     operator = release.operator(namespace, tmp_path)
     models = kube.in_namespace(namespace)
@@ -134,7 +134,7 @@ def test_a_synced_model_stays_in_sync_and_quiet_and_rolls_out_by_one_line(
 def test_a_paused_canary_is_suspended_and_a_revert_aborts_it(
     installer: ChartInstaller, kube: Kubectl, tmp_path: Path
 ) -> None:
-    namespace = fresh_name("g-canary")
+    namespace = fresh_name(f"{CHART_PREFIX}-canary")
     release = installer.install({"watchNamespaces": [namespace]})
     release.operator(namespace, tmp_path)
     models = kube.in_namespace(namespace)

@@ -1,13 +1,14 @@
 """The Helm chart installed into the test cluster, and the real operator running as its
 ServiceAccount.
 
-    with ChartInstaller(helm, kube, "c-mytest") as installer:
-        release = installer.install({"watchNamespaces": ["c-models-1a2b3c"]})
-        operator = release.operator("c-models-1a2b3c", tmp_path)   # started, authenticated
-                                                                    # by the SA's token
+    with ChartInstaller(helm, kube, "tchart-mytest") as installer:
+        release = installer.install({"watchNamespaces": ["tchart-models-1a2b3c"]})
+        operator = release.operator("tchart-models-1a2b3c", tmp_path)   # started, authenticated
+                                                                         # by the SA's token
 
-Namespaces are named `c-*` (not the e2e suite's `t-*`), so the suite's operators never reconcile
-what a chart test's operator is being judged on.
+Namespaces are named `<prefix>chart-*`, outside the `<prefix>-*` glob of every test operator
+(this run's and those of other runs sharing the cluster under other prefixes), so no other
+operator reconciles what a chart test's operator is being judged on.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.support.helm import Helm, Values
-from tests.support.kube import Kubectl
+from tests.support.kube import TEST_PREFIX, Kubectl
 from tests.support.operator_process import OperatorProcess
 from tests.support.service_account import chart_service_account, username, write_kubeconfig
 
 RELEASE = "md"
+CHART_PREFIX = f"{TEST_PREFIX}chart"
 
 
 def fresh_name(prefix: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chart import ChartInstaller
+from tests.support.chart import CHART_PREFIX, ChartInstaller
 from tests.support.helm import Helm, helm_binary
 from tests.support.kube import Kubectl
 
@@ -29,7 +29,8 @@ def cluster_helm(helm: Helm, kubeconfig: Path) -> Helm:
 def installer(
     cluster_helm: Helm, kube: Kubectl, request: pytest.FixtureRequest
 ) -> Iterator[ChartInstaller]:
-    """Releases installed during the test, into fresh `c-*` namespaces; removed afterwards."""
+    """Releases installed during the test, into fresh `<prefix>chart-*` namespaces (outside every
+    test operator's `<prefix>-*` glob); removed afterwards."""
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:24].strip("-")
-    with ChartInstaller(cluster_helm, kube, f"c-{base}") as chart:
+    with ChartInstaller(cluster_helm, kube, f"{CHART_PREFIX}-{base}") as chart:
         yield chart
