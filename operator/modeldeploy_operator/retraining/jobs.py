@@ -25,6 +25,8 @@ LABEL_RUN: Final = "modeldeploy.dev/retraining-run"
 TRAIN_SUFFIX: Final = "-train"
 EVALUATE_SUFFIX: Final = "-eval"
 EVALUATOR_CONTAINER: Final = "evaluate"
+SCRATCH_VOLUME: Final = "tmp"
+SCRATCH_PATH: Final = "/tmp"
 
 
 def training_job_name(run_name: str) -> str:
@@ -122,9 +124,16 @@ def evaluation_job(run: RetrainingRun, candidate: str, champion: str) -> dict[st
             "capabilities": {"drop": ["ALL"]},
             "readOnlyRootFilesystem": True,
         },
+        # The models and the holdout are downloaded here (the root filesystem is read-only).
+        "volumeMounts": [{"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH}],
     }
     spec: dict[str, Any] = {
         "activeDeadlineSeconds": int(parse_duration(gate.timeout)),
-        "template": {"spec": {"containers": [container]}},
+        "template": {
+            "spec": {
+                "containers": [container],
+                "volumes": [{"name": SCRATCH_VOLUME, "emptyDir": {}}],
+            }
+        },
     }
     return _job(run, evaluation_job_name(run.metadata.name), spec)
