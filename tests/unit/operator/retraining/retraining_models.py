@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from modeldeploy_operator.api import ModelDeployment
@@ -12,6 +13,7 @@ from modeldeploy_operator.api.retraining import RetrainingPolicy, RetrainingRun,
 
 from tests.unit.operator.factories import md_body
 
+EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 TRACKING_URI = "http://mlflow.mlflow:5000"
 EVALUATOR_IMAGE = "registry.example/modeldeploy-server:test"
