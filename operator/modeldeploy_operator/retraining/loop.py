@@ -142,9 +142,16 @@ class RetrainingLoop:
             if parsed is None:
                 continue
             by_policy.setdefault((parsed.metadata.namespace, parsed.spec.policy), []).append(parsed)
-            await self._run_pass(parsed, body, jobs, pods, models)
+            try:
+                await self._run_pass(parsed, body, jobs, pods, models)
+            except ApiError as err:
+                # One object the apiserver refused must not stop the others' passes.
+                log.warning("%s/%s: %s", *_key(body), err)
         for body in policies:
-            await self._policy_pass(body, by_policy, models)
+            try:
+                await self._policy_pass(body, by_policy, models)
+            except ApiError as err:
+                log.warning("%s/%s: %s", *_key(body), err)
 
     # -- runs ---------------------------------------------------------------------------------
 
