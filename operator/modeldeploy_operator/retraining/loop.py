@@ -116,8 +116,12 @@ class RetrainingLoop:
                     log.warning("retraining pass failed: %r", err)
                 await asyncio.sleep(PASS_SECONDS)
         finally:
-            if self._http is not None:
-                await self._http.close()
+            await self.close()
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     def _wanted(self, body: Manifest) -> bool:
         patterns = self._settings.namespaces
