@@ -63,16 +63,21 @@ def retraining_crds(operator: OperatorProcess, kube: Kubectl) -> None:
 
 @pytest.fixture(scope="module")
 def host_address(kube: Kubectl, real_node: str) -> str:
-    """The host's address on the real node's network: what its pods reach the host at."""
+    """The host's address on the real node's network: what its pods reach the host at (the
+    node's own InternalIP when the node's address is the host's, as cluster/node/up.sh sets)."""
     node = kube.get("node", real_node)
     assert node is not None
-    internal = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    internal = ipaddress.ip_address(
+        next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    )
     listing = subprocess.run(
         ["ip", "-o", "-4", "addr"], check=True, capture_output=True, text=True
     ).stdout
-    for line in listing.splitlines():
-        interface = ipaddress.ip_interface(line.split()[3])
-        if ipaddress.ip_address(internal) in interface.network and str(interface.ip) != internal:
+    interfaces = [ipaddress.ip_interface(line.split()[3]) for line in listing.splitlines()]
+    if any(interface.ip == internal for interface in interfaces):
+        return str(internal)
+    for interface in interfaces:
+        if internal in interface.network:
             return str(interface.ip)
     raise AssertionError(f"no host address on the network of the real node ({internal})")
 
@@ -87,6 +92,11 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Itera
         server.stop()
 
 
+class QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the trainers and evaluators download every run."""
+
+
 @pytest.fixture(scope="module")
 def data_url(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[str]:
     """train.csv and holdout.csv (iris, 105 and 45 rows), served from the host to the pods."""
@@ -97,7 +107,7 @@ def data_url(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Ite
     for name, rows in (("train.csv", order[:105]), ("holdout.csv", order[105:])):
         lines = [",".join(f"{v:g}" for v in features[i]) + f",{labels[i]}\n" for i in rows]
         (directory / name).write_text(header + "".join(lines))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    handler = functools.partial(QuietFiles, directory=str(directory))
     server = http.server.ThreadingHTTPServer((host_address, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
