@@ -320,3 +320,38 @@ def test_a_trainer_that_shuffles_labels_is_stopped_by_the_gate(
     md = k.get("md", "iris")
     assert md is not None and md["status"]["stableVersion"] == "1"
     assert "GateFailed" in event_reasons(k, run["metadata"]["name"])
+
+
+def test_three_crashing_trainers_suspend_the_policy(
+    operator: OperatorProcess,
+    k: Kubectl,
+    mlflow: MlflowServer,
+    data_url: str,
+    prometheus: SettablePrometheus,
+) -> None:
+    registered = f"{k.namespace}-iris"
+    register_champion(mlflow, data_url, registered)
+    trainer_config_map(k)
+    k.apply(following("iris", mlflow, registered))
+    crashing = policy("crashing", "iris", data_url, prometheus.url)
+    crashing["spec"]["guards"] = {"cooldown": "1s", "maxRuns": 10, "suspendAfterFailures": 3}
+    [container] = crashing["spec"]["training"]["jobTemplate"]["template"]["spec"]["containers"]
+    container["command"], container["args"] = ["python", "-c", "raise SystemExit(3)"], []
+    k.apply(crashing)
+    prometheus.value = DRIFTED
+
+    def suspended() -> dict[str, Any] | None:
+        found = k.get("retrainingpolicy", "crashing") or {}
+        conditions = {c["type"]: c for c in found.get("status", {}).get("conditions", [])}
+        return found if conditions.get("Suspended", {}).get("status") == "True" else None
+
+    found = eventually(suspended, timeout=3 * RUN_TIMEOUT, what="the policy Suspended")
+    runs = runs_of(k, "crashing")
+    assert len(runs) == 3, [r["metadata"]["name"] for r in runs]
+    assert {r["status"]["phase"] for r in runs} == {"Failed"}
+    assert {r["status"]["reason"] for r in runs} == {"TrainingFailed"}
+    conditions = {c["type"]: c for c in found["status"]["conditions"]}
+    assert conditions["Armed"]["reason"] == "Suspended"
+    assert found["status"]["consecutiveFailures"] == 3
+    assert "Suspended" in event_reasons(k, "crashing")
+    assert alias_version(mlflow, registered) == "1"
