@@ -12,6 +12,7 @@ drift series (which the model server's tests cover).
   gate, the alias moves, the canary promotes it; the trigger, still held, is suppressed by the
   cooldown and no second run starts.
 - A trainer that shuffles its labels: GateFailed, the alias does not move.
+- Three trainers that crash: three runs Failed, the policy Suspended, no fourth run.
 """
 
 from __future__ import annotations
