@@ -41,7 +41,7 @@ cluster-down:
 	cluster/down.sh
 
 crds: $(STAMP)
-	$(PY) -m modeldeploy_operator.crdgen --output crds/modeldeploy.dev_modeldeployments.yaml
+	$(PY) -m modeldeploy_operator.crdgen --output-dir crds
 	$(PY) -m modeldeploy_operator.chartgen
 
 lint: $(STAMP)

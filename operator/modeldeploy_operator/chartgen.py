@@ -4,7 +4,7 @@
 |-----------------------------------------|-------------------------------------------------|
 | `Chart.yaml`                            | the package version (chart version = appVersion) |
 | `values.yaml`, `values.schema.json`     | `chart_values.Values`                           |
-| `crds/modeldeploy.dev_modeldeployments.yaml` | `crdgen` (the same text as `crds/`)        |
+| `crds/modeldeploy.dev_*.yaml`           | `crdgen` (the same text as `crds/`)             |
 | `crds/kopf.dev_peerings.yaml`           | `PEERING_CRDS` here (kopf's peering objects)    |
 | `templates/_rules.tpl`                  | `rbac.PERMISSIONS`, with each reason as a comment |
 | `files/dashboard.json`                  | `monitoring/dashboard.json`                     |
@@ -262,14 +262,15 @@ def rules_tpl() -> str:
 
 def generated_files() -> dict[str, str]:
     """Chart-relative path → the text it must have."""
-    crd = crdgen.render()
-    if "{{" in crd:
-        raise ValueError("the CRD text contains '{{', which Helm would read as a template")
+    crds = crdgen.render_all()
+    for name, crd in crds.items():
+        if "{{" in crd:
+            raise ValueError(f"{name} contains '{{{{', which Helm would read as a template")
     return {
         "Chart.yaml": chart_yaml(),
         "values.yaml": values_yaml(),
         "values.schema.json": values_schema(),
-        "crds/modeldeploy.dev_modeldeployments.yaml": crd,
+        **{f"crds/{name}": crd for name, crd in crds.items()},
         "crds/kopf.dev_peerings.yaml": peering_crds_yaml(),
         "templates/_rules.tpl": rules_tpl(),
         "files/dashboard.json": DASHBOARD_SOURCE.read_text(),

@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "serve": "modeldeploy_serving.server",
     "fetch": "modeldeploy_serving.fetch",
     "reference": "modeldeploy_serving.reference",
+    "evaluate": "modeldeploy_serving.evaluate",
 }
 PLUGIN_VERBS = ("status", "promote", "abort", "pause", "resume")
 
@@ -25,6 +26,7 @@ commands:
   serve       run the model server
   fetch       download a model artifact into a directory (the storage initializer)
   reference   save the training-data reference the server's drift metrics compare against
+  evaluate    score a candidate and the champion on one holdout (a RetrainingRun's evaluator)
   status | promote | abort | pause | resume NAME
               rollout control (also available as `kubectl modeldeploy ...`)
 """

@@ -24,6 +24,7 @@ from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_credentials
 from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
+from modeldeploy_operator.retraining.loop import RetrainingLoop
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.telemetry import LEADING, MANAGED_OBJECTS, QUEUE_DEPTH
 from modeldeploy_operator.view import ClusterView, Key, owner_key
@@ -190,6 +191,8 @@ class Controller:
                 asyncio.create_task(self.queue.run_worker(self._process), name=f"worker-{i}")
             )
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        retraining = RetrainingLoop(self._client, self.settings)
+        self._tasks.append(asyncio.create_task(retraining.run(self._active), name="retraining"))
         if self.settings.peering is not None:
             self._tasks.append(asyncio.create_task(self._follow_peering(), name="peering"))
         self._started = True

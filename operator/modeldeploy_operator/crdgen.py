@@ -1,4 +1,5 @@
-"""The ModelDeployment CustomResourceDefinition, generated from the pydantic models in `api`.
+"""The CustomResourceDefinitions (ModelDeployment, RetrainingPolicy, RetrainingRun), generated
+from the pydantic models in `api`.
 
 pydantic writes JSON Schema (2020-12 flavour: `$ref`/`$defs`, `anyOf` with null for optional
 fields, numeric `exclusiveMinimum`, titles); the apiserver wants a *structural* OpenAPI v3 schema
@@ -8,8 +9,8 @@ rules `api` attached. The status subtree is made permissive (no bounds, patterns
 optional fields nullable): only the operator writes it, and a status write must never fail
 because a later version tightened the spec's validation.
 
-CLI: `python -m modeldeploy_operator.crdgen --output crds/modeldeploy.dev_modeldeployments.yaml`
-writes the file; `--check PATH` exits 1 with a diff when the file is stale.
+CLI: `python -m modeldeploy_operator.crdgen --output-dir crds` writes every CRD file (`--output
+PATH` the ModelDeployment's alone); `--check PATH` exits 1 with a diff when that file is stale.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ import argparse
 import copy
 import difflib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel
 
 from modeldeploy_operator import api
+from modeldeploy_operator.api import retraining
 
 Schema = dict[str, Any]
 
@@ -82,6 +84,10 @@ def _convert(node: Schema, defs: dict[str, Schema], *, status: bool) -> Schema:
             node["nullable"] = True
     node.pop("title", None)
     if node.get("additionalProperties") is False:
+        del node["additionalProperties"]
+    free_form = node.get("x-kubernetes-preserve-unknown-fields")
+    if free_form and node.get("additionalProperties") is True:
+        # A free-form object (a JobSpec): the apiserver forbids both keys together.
         del node["additionalProperties"]
     for bound, keyword in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
         # JSON Schema 2020-12 spells exclusive bounds as numbers; OpenAPI v3.0 as flags.
@@ -165,43 +171,51 @@ def _printer_columns() -> list[Schema]:
     ]
 
 
-def build_crd() -> Schema:
-    """The whole CustomResourceDefinition as a plain dict."""
-    spec = structural_schema(api.ModelDeploymentSpec)
-    status = structural_schema(api.ModelDeploymentStatus, status=True)
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: Sequence[str],
+    description: str,
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    printer_columns: list[Schema],
+    rules: Sequence[api.Rule],
+    subresources: Schema,
+) -> Schema:
+    """A namespaced CustomResourceDefinition of the group, from a spec and a status model."""
     root: Schema = {
         "type": "object",
-        "description": "ModelDeployment serves one registered ML model: a Deployment, Service "
-        "and autoscaler per live version, a Service clients call, progressive rollouts with "
-        "metric analysis, and monitoring.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {
                 "type": "string",
-                "description": "Versioned schema of this object: modeldeploy.dev/v1alpha1.",
+                "description": f"Versioned schema of this object: {api.API_VERSION}.",
             },
-            "kind": {"type": "string", "description": "ModelDeployment."},
+            "kind": {"type": "string", "description": f"{kind}."},
             "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
+            "spec": structural_schema(spec),
+            "status": structural_schema(status, status=True),
         },
-        "x-kubernetes-validations": [api.NAME_RULE.to_schema()],
+        "x-kubernetes-validations": [rule.to_schema() for rule in rules],
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{api.PLURAL}.{api.GROUP}",
+            "name": f"{plural}.{api.GROUP}",
             "labels": {"app.kubernetes.io/part-of": "modeldeploy"},
         },
         "spec": {
             "group": api.GROUP,
             "names": {
-                "kind": api.KIND,
-                "listKind": f"{api.KIND}List",
-                "plural": api.PLURAL,
-                "singular": api.SINGULAR,
-                "shortNames": list(api.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(api.CATEGORIES),
             },
             "scope": "Namespaced",
@@ -210,20 +224,114 @@ def build_crd() -> Schema:
                     "name": api.VERSION,
                     "served": True,
                     "storage": True,
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.selector",
-                        },
-                    },
-                    "additionalPrinterColumns": _printer_columns(),
+                    "subresources": subresources,
+                    "additionalPrinterColumns": printer_columns,
                     "schema": {"openAPIV3Schema": root},
                 }
             ],
         },
     }
+
+
+def build_crd() -> Schema:
+    """The ModelDeployment CustomResourceDefinition as a plain dict."""
+    return _crd(
+        kind=api.KIND,
+        plural=api.PLURAL,
+        singular=api.SINGULAR,
+        short_names=api.SHORT_NAMES,
+        description="ModelDeployment serves one registered ML model: a Deployment, Service "
+        "and autoscaler per live version, a Service clients call, progressive rollouts with "
+        "metric analysis, and monitoring.",
+        spec=api.ModelDeploymentSpec,
+        status=api.ModelDeploymentStatus,
+        printer_columns=_printer_columns(),
+        rules=[api.NAME_RULE],
+        subresources={
+            "status": {},
+            "scale": {
+                "specReplicasPath": ".spec.replicas",
+                "statusReplicasPath": ".status.replicas",
+                "labelSelectorPath": ".status.selector",
+            },
+        },
+    )
+
+
+def _condition_column(name: str, description: str) -> Schema:
+    return {
+        "name": name,
+        "type": "string",
+        "jsonPath": f'.status.conditions[?(@.type=="{name}")].status',
+        "description": description,
+    }
+
+
+def build_policy_crd() -> Schema:
+    """The RetrainingPolicy CustomResourceDefinition."""
+    return _crd(
+        kind=retraining.POLICY_KIND,
+        plural=retraining.POLICY_PLURAL,
+        singular=retraining.POLICY_SINGULAR,
+        short_names=retraining.POLICY_SHORT_NAMES,
+        description="RetrainingPolicy retrains the model a ModelDeployment follows in MLflow "
+        "when a trigger fires (e.g. input drift held above a threshold), within guards, and "
+        "moves the followed alias only to a candidate that passes an evaluation gate.",
+        spec=retraining.RetrainingPolicySpec,
+        status=retraining.RetrainingPolicyStatus,
+        printer_columns=[
+            {"name": "Target", "type": "string", "jsonPath": ".spec.targetRef.name"},
+            _condition_column("Armed", "Whether a trigger would start a run now."),
+            _condition_column("Suspended", "Suspended after consecutive failed runs."),
+            {
+                "name": "Value",
+                "type": "number",
+                "jsonPath": ".status.lastValue",
+                "description": "The trigger's latest value.",
+            },
+            {
+                "name": "Active",
+                "type": "string",
+                "jsonPath": ".status.activeRun",
+                "description": "The run in progress.",
+            },
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        rules=[retraining.POLICY_NAME_RULE],
+        subresources={"status": {}},
+    )
+
+
+def build_run_crd() -> Schema:
+    """The RetrainingRun CustomResourceDefinition."""
+    return _crd(
+        kind=retraining.RUN_KIND,
+        plural=retraining.RUN_PLURAL,
+        singular=retraining.RUN_SINGULAR,
+        short_names=retraining.RUN_SHORT_NAMES,
+        description="RetrainingRun records one retraining: the trigger, the candidate the "
+        "user's Job trained, the evaluation gate's table and decision, and the promotion.",
+        spec=retraining.RetrainingRunSpec,
+        status=retraining.RetrainingRunStatus,
+        printer_columns=[
+            {"name": "Policy", "type": "string", "jsonPath": ".spec.policy"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Champion", "type": "string", "jsonPath": ".status.championVersion"},
+            {"name": "Candidate", "type": "string", "jsonPath": ".status.candidateVersion"},
+            {"name": "Decision", "type": "string", "jsonPath": ".status.decision", "priority": 1},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        rules=[],
+        subresources={"status": {}},
+    )
+
+
+# File name under crds/ (and the chart's crds/) → the CRD it holds.
+CRD_FILES: Final = {
+    "modeldeploy.dev_modeldeployments.yaml": build_crd,
+    f"{api.GROUP}_{retraining.POLICY_PLURAL}.yaml": build_policy_crd,
+    f"{api.GROUP}_{retraining.RUN_PLURAL}.yaml": build_run_crd,
+}
 
 
 class _Dumper(yaml.SafeDumper):
@@ -233,12 +341,15 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def render() -> str:
-    """The CRD file's full text."""
-    body = yaml.dump(
-        build_crd(), Dumper=_Dumper, sort_keys=False, width=100_000, allow_unicode=True
-    )
+def render(build: Callable[[], Schema] = build_crd) -> str:
+    """A CRD file's full text (the ModelDeployment's unless told)."""
+    body = yaml.dump(build(), Dumper=_Dumper, sort_keys=False, width=100_000, allow_unicode=True)
     return HEADER + body
+
+
+def render_all() -> dict[str, str]:
+    """Every CRD file's name and full text."""
+    return {name: render(build) for name, build in CRD_FILES.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,11 +358,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Generate the ModelDeployment CRD from the pydantic API models.",
     )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--output", type=Path, help="write the CRD to this file")
+    group.add_argument("--output", type=Path, help="write the ModelDeployment CRD to this file")
+    group.add_argument(
+        "--output-dir",
+        type=Path,
+        help="write every CRD (ModelDeployment, RetrainingPolicy, "
+        "RetrainingRun) into this directory",
+    )
     group.add_argument(
         "--check", type=Path, help="exit 1 with a diff when this file differs from generation"
     )
     args = parser.parse_args(argv)
+    if args.output_dir is not None:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        for name, body in render_all().items():
+            (args.output_dir / name).write_text(body)
+        return 0
     text = render()
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)

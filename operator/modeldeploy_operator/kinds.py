@@ -54,6 +54,13 @@ HTTP_ROUTE: Final = Kind("gateway.networking.k8s.io", "v1", "httproutes", "HTTPR
 POD_MONITOR: Final = Kind("monitoring.coreos.com", "v1", "podmonitors", "PodMonitor")
 PROMETHEUS_RULE: Final = Kind("monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule")
 SCALED_OBJECT: Final = Kind("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject")
+RETRAINING_POLICY: Final = Kind(
+    "modeldeploy.dev", "v1alpha1", "retrainingpolicies", "RetrainingPolicy"
+)
+RETRAINING_RUN: Final = Kind("modeldeploy.dev", "v1alpha1", "retrainingruns", "RetrainingRun")
+# A RetrainingRun's children (the trainer and the evaluator), owned by the run, not by a
+# ModelDeployment: the retraining loop reads them, the ModelDeployment watches never do.
+JOB: Final = Kind("batch", "v1", "jobs", "Job")
 POD: Final = Kind("", "v1", "pods", "Pod")
 EVENT: Final = Kind("", "v1", "events", "Event")
 CRD: Final = Kind(
@@ -77,7 +84,18 @@ OPTIONAL_GROUPS: Final = frozenset(kind.group for kind in OPTIONAL_KINDS)
 # Every kind the operator's own client reads or writes, by (apiVersion, kind) as manifests say.
 BY_MANIFEST: Final = {
     (k.api_version, k.kind): k
-    for k in (MODEL_DEPLOYMENT, *CHILD_KINDS, POD, EVENT, CRD, PEERING, CLUSTER_PEERING)
+    for k in (
+        MODEL_DEPLOYMENT,
+        *CHILD_KINDS,
+        POD,
+        EVENT,
+        CRD,
+        PEERING,
+        CLUSTER_PEERING,
+        RETRAINING_POLICY,
+        RETRAINING_RUN,
+        JOB,
+    )
 }
 
 

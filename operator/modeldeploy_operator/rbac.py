@@ -125,10 +125,47 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
         for group, plural in CHILD_RESOURCES
     ),
     Permission(
+        MODEL_GROUP,
+        "retrainingpolicies",
+        ("list",),
+        "the retraining loop's input: RetrainingPolicies, listed each pass",
+    ),
+    Permission(
+        MODEL_GROUP,
+        "retrainingpolicies/status",
+        ("patch",),
+        "retraining policies' status (Armed, CoolingDown, Suspended, the last trigger)",
+    ),
+    Permission(
+        MODEL_GROUP,
+        "retrainingruns",
+        ("list", "create", "patch"),
+        "a RetrainingRun per trigger the guards let through, applied server-side",
+    ),
+    Permission(
+        MODEL_GROUP,
+        "retrainingruns/status",
+        ("patch",),
+        "a run's phase, versions and the evaluation gate's table",
+    ),
+    Permission(
+        MODEL_GROUP,
+        "retrainingruns/finalizers",
+        ("update",),
+        "the run's Jobs set blockOwnerDeletion on their owner reference to the run",
+    ),
+    Permission(
+        "batch",
+        "jobs",
+        ("list", "create", "patch"),
+        "a retraining run's trainer (the user's template) and evaluator Jobs",
+    ),
+    Permission(
         "",
         "pods",
         ("list", "watch"),
-        "health of the serving pods (image pull errors, crash loops) in the status",
+        "health of the serving pods (image pull errors, crash loops) in the status; the "
+        "evaluator's result (its pod's termination message)",
     ),
     Permission(
         "",

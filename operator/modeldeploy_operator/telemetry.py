@@ -10,6 +10,14 @@ import contextlib
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from modeldeploy_operator.monitoring.metrics import RESULT, RETRAINING_RUNS_TOTAL
+
+# prometheus_client adds the `_total` the name in metrics.py carries.
+RETRAINING_RUNS = Counter(
+    RETRAINING_RUNS_TOTAL.removesuffix("_total"),
+    "Retraining runs finished, by result (Promoted, GateFailed, RolledBack, Failed).",
+    [RESULT],
+)
 RECONCILES = Counter(
     "modeldeploy_operator_reconciles_total",
     "Reconciliations of ModelDeployments, by result (ok, error, requeued).",

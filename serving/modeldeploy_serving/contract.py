@@ -55,3 +55,28 @@ MLFLOW_FILE: Final = "MLmodel"
 REQUEST_ANNOTATION: Final = "modeldeploy.dev/request"
 REQUEST_ID_ANNOTATION: Final = "modeldeploy.dev/request-id"
 REQUEST_CANARY_ANNOTATION: Final = "modeldeploy.dev/request-canary"
+
+# -- Retraining: what the operator's RetrainingRun, the user's trainer and the evaluator share. --
+# The trainer registers its candidate version with this tag set to the run's name; the operator
+# finds the candidate by it (never by "the newest version", which another writer may have made).
+RETRAINING_RUN_TAG: Final = "modeldeploy.dev/retraining-run"
+# The environment the operator gives the trainer's containers.
+ENV_RETRAINING_RUN: Final = "MODELDEPLOY_RETRAINING_RUN"
+ENV_REGISTERED_MODEL: Final = "MODELDEPLOY_REGISTERED_MODEL"
+ENV_MLFLOW_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
+# The metrics the evaluator computes, and whether a larger value is the better model: the gate
+# compares in this direction, so a user cannot get it backwards.
+GREATER_IS_BETTER: Final = {
+    "accuracy": True,
+    "balancedAccuracy": True,
+    "f1Macro": True,
+    "logLoss": False,
+    "r2": True,
+    "meanAbsoluteError": False,
+    "rootMeanSquaredError": False,
+}
+# The evaluator writes its JSON result here (the container's termination message, which the
+# operator reads from the pod's status: no volume, no extra service). Kubernetes keeps at most
+# 4096 bytes of it.
+EVALUATION_RESULT_PATH: Final = "/dev/termination-log"
+EVALUATION_RESULT_MAX_BYTES: Final = 4096

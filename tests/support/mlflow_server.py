@@ -1,5 +1,6 @@
 """A real `mlflow server` for tests: SQLite backend store, artifacts served over HTTP by its
-artifact proxy, on 127.0.0.1; registered scikit-learn models logged by MLflow itself."""
+artifact proxy, on 127.0.0.1 (or an address the real node's pods reach: `host`); registered
+scikit-learn models logged by MLflow itself."""
 
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ START_SECONDS = 120.0
 class MlflowServer:
     """`mlflow server` in its own process group; stop() and start() again keep its data."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self._env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -50,7 +52,7 @@ class MlflowServer:
                 "--artifacts-destination",
                 str(self.root / "artifacts"),
                 "--host",
-                "127.0.0.1",
+                self.host,
                 "--port",
                 str(self.port),
                 "--workers",

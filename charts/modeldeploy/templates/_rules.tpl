@@ -57,7 +57,35 @@ Arguments: scope (watched | cluster), namespaced, peering, peeringName.
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects"]
   verbs: ["list", "watch", "create", "patch", "delete"]
-# pods: list, watch — health of the serving pods (image pull errors, crash loops) in the status.
+# retrainingpolicies: list — the retraining loop's input: RetrainingPolicies, listed each pass.
+- apiGroups: ["modeldeploy.dev"]
+  resources: ["retrainingpolicies"]
+  verbs: ["list"]
+# retrainingpolicies/status: patch — retraining policies' status (Armed, CoolingDown, Suspended, the
+# last trigger).
+- apiGroups: ["modeldeploy.dev"]
+  resources: ["retrainingpolicies/status"]
+  verbs: ["patch"]
+# retrainingruns: list, create, patch — a RetrainingRun per trigger the guards let through, applied
+# server-side.
+- apiGroups: ["modeldeploy.dev"]
+  resources: ["retrainingruns"]
+  verbs: ["list", "create", "patch"]
+# retrainingruns/status: patch — a run's phase, versions and the evaluation gate's table.
+- apiGroups: ["modeldeploy.dev"]
+  resources: ["retrainingruns/status"]
+  verbs: ["patch"]
+# retrainingruns/finalizers: update — the run's Jobs set blockOwnerDeletion on their owner reference
+# to the run.
+- apiGroups: ["modeldeploy.dev"]
+  resources: ["retrainingruns/finalizers"]
+  verbs: ["update"]
+# jobs: list, create, patch — a retraining run's trainer (the user's template) and evaluator Jobs.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "create", "patch"]
+# pods: list, watch — health of the serving pods (image pull errors, crash loops) in the status; the
+# evaluator's result (its pod's termination message).
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]

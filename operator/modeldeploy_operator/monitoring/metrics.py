@@ -51,6 +51,10 @@ CLIENT_ERROR_CODES: Final = "4.."
 # the spec's fingerprint), labelled with that version; absent (or 0) otherwise.
 OPERATOR_CANARY_WEIGHT: Final = "modeldeploy_operator_canary_weight"
 OPERATOR_ROLLED_BACK: Final = "modeldeploy_operator_rolled_back"
+# Retraining runs finished, by `result` (the run's final phase: Promoted, GateFailed,
+# RolledBack, Failed). Served by the operator; no query of the project reads it (yet).
+RETRAINING_RUNS_TOTAL: Final = "modeldeploy_retraining_runs_total"
+RESULT: Final = "result"
 
 # kube-state-metrics (a standard part of kube-prometheus-stack).
 KSM_REPLICAS_READY: Final = "kube_deployment_status_replicas_ready"

@@ -95,6 +95,48 @@ class MlflowClient:
             raise RegistryUnreachable(f"no artifact_uri for {name}/{version}: {download!r}")
         return RegisteredVersion(version, described.get("run_id") or None, artifact_uri)
 
+    async def alias_version(self, alias: str) -> str | None:
+        """The version `alias` points at; None when the alias does not exist."""
+        try:
+            found = await self._get_json(
+                f"{API}/registered-models/alias",
+                {"name": self._source.registered_model, "alias": alias},
+            )
+        except ReferenceNotFound:
+            return None
+        try:
+            return str(found["model_version"]["version"])
+        except (KeyError, TypeError) as err:
+            raise RegistryUnreachable(f"unexpected answer from {self._base}: {found!r}") from err
+
+    async def tagged_version(self, tag: str, value: str) -> str | None:
+        """The registered version carrying tag `tag` = `value` (the newest, if several); None
+        when there is none. Filtered here, page by page: MLflow's search filter grammar for tag
+        keys with dots and slashes differs between versions."""
+        params = {"filter": f"name='{self._source.registered_model}'", "max_results": "200"}
+        found: list[int] = []
+        while True:
+            page = await self._get_json(f"{API}/model-versions/search", params)
+            for described in page.get("model_versions", []) if isinstance(page, dict) else []:
+                tags = {t.get("key"): t.get("value") for t in described.get("tags", [])}
+                if tags.get(tag) == value:
+                    found.append(int(described["version"]))
+            token = page.get("next_page_token") if isinstance(page, dict) else None
+            if not token:
+                break
+            params = {**params, "page_token": str(token)}
+        return str(max(found)) if found else None
+
+    async def set_alias(self, alias: str, version: str) -> None:
+        """Point `alias` at `version` (MLflow moves an existing alias)."""
+        body = {"name": self._source.registered_model, "alias": alias, "version": version}
+        url = f"{self._base}/{API}/registered-models/alias"
+        try:
+            async with self._session.post(url, json=body) as response:
+                await self._check(response)
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise RegistryUnreachable(f"{self._base}: {err!r}") from err
+
     async def model_file(self, registered: RegisteredVersion) -> ModelFile:
         """The version's model file, hashed as it streams through the artifact proxy."""
         location = urlsplit(registered.artifact_uri)

@@ -47,6 +47,20 @@ def test_every_kind_the_client_writes_or_lists_is_granted_what_it_needs() -> Non
         }, child.kind  # fmt: skip
 
 
+def test_the_retraining_loop_is_granted_what_it_reads_and_writes() -> None:
+    granted = _granted()
+    policies, runs = kinds.RETRAINING_POLICY.plural, kinds.RETRAINING_RUN.plural
+    # Policies are the user's: listed, never written but for their status.
+    assert granted[(rbac.MODEL_GROUP, policies)] == {"list"}
+    assert granted[(rbac.MODEL_GROUP, f"{policies}/status")] == {"patch"}
+    # Runs and their Jobs are the operator's: created by server-side apply, never deleted
+    # (a run is an audit record; its Jobs go with it).
+    assert granted[(rbac.MODEL_GROUP, runs)] == {"list", "create", "patch"}
+    assert granted[(rbac.MODEL_GROUP, f"{runs}/status")] == {"patch"}
+    assert granted[(rbac.MODEL_GROUP, f"{runs}/finalizers")] == {"update"}
+    assert granted[(kinds.JOB.group, kinds.JOB.plural)] == {"list", "create", "patch"}
+
+
 def test_pods_are_only_read() -> None:
     assert _granted()[(kinds.POD.group, kinds.POD.plural)] == {"list", "watch"}
 
@@ -56,6 +70,9 @@ def test_nothing_is_granted_beyond_the_known_kinds() -> None:
     known |= {
         (rbac.MODEL_GROUP, "modeldeployments/status"),
         (rbac.MODEL_GROUP, "modeldeployments/finalizers"),
+        (rbac.MODEL_GROUP, "retrainingpolicies/status"),
+        (rbac.MODEL_GROUP, "retrainingruns/status"),
+        (rbac.MODEL_GROUP, "retrainingruns/finalizers"),
         ("", "namespaces"),
     }
     granted = {(p.group, p.resource) for p in rbac.PERMISSIONS}
@@ -69,9 +86,10 @@ def test_no_secrets_no_wildcards_no_get_and_update_only_for_blocking_owner_delet
         # The controller works from its watch-fed view and writes by server-side apply.
         assert not {"get", "deletecollection"} & set(permission.verbs), permission
         if "update" in permission.verbs:
-            assert (permission.resource, permission.verbs) == (
+            assert permission.verbs == ("update",), permission
+            assert permission.resource in (
                 "modeldeployments/finalizers",
-                ("update",),
+                "retrainingruns/finalizers",
             ), permission
 
 

@@ -26,6 +26,7 @@ class FakeVersion:
     run_id: str
     files: dict[str, bytes]
     artifact_uri: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class FakeMlflow:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._availability])
         app.router.add_get("/api/2.0/mlflow/registered-models/alias", self._alias)
+        app.router.add_post("/api/2.0/mlflow/registered-models/alias", self._set_alias)
+        app.router.add_get("/api/2.0/mlflow/model-versions/search", self._search)
         app.router.add_get("/api/2.0/mlflow/model-versions/get", self._version)
         app.router.add_get("/api/2.0/mlflow/model-versions/get-download-uri", self._download_uri)
         app.router.add_get("/api/2.0/mlflow-artifacts/artifacts", self._list)
@@ -91,6 +94,32 @@ class FakeMlflow:
         if request.query["name"] != self.name or alias not in self.aliases:
             return self._missing(f"Registered model alias {alias} not found.")
         return self._described(self.aliases[alias])
+
+    async def _set_alias(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["name"] != self.name or body["version"] not in self.versions:
+            return self._missing(f"Model Version {body['version']} not found")
+        self.aliases[body["alias"]] = body["version"]
+        return web.json_response({})
+
+    async def _search(self, request: web.Request) -> web.Response:
+        """One version per page, as a server with a small max_results pages."""
+        versions = sorted(self.versions, key=int)
+        start = int(request.query.get("page_token", "0"))
+        page = versions[start : start + 1]
+        answer: dict[str, object] = {
+            "model_versions": [
+                {
+                    "name": self.name,
+                    "version": v,
+                    "tags": [{"key": k, "value": t} for k, t in self.versions[v].tags.items()],
+                }
+                for v in page
+            ]
+        }
+        if start + 1 < len(versions):
+            answer["next_page_token"] = str(start + 1)
+        return web.json_response(answer)
 
     async def _version(self, request: web.Request) -> web.Response:
         version = request.query["version"]

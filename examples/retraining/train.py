@@ -1,0 +1,102 @@
+"""A retraining Job's trainer: fit a model on the data it is given and register it in MLflow,
+tagged with the RetrainingRun it trains for. The user's code: the operator only runs it.
+
+Runs on the model server image (numpy, scikit-learn, joblib, httpx; no mlflow package), so it
+registers through MLflow's REST API and artifact proxy:
+
+    python train.py --data http://files/iris/train.csv [--label-column label] [--shuffle-labels]
+
+The operator gives it MODELDEPLOY_RETRAINING_RUN (the tag value), MODELDEPLOY_REGISTERED_MODEL
+and MLFLOW_TRACKING_URI. `--shuffle-labels` trains on permuted labels: a deliberately bad
+candidate, which the evaluation gate must refuse (the demo and the tests use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+
+import httpx
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+RUN_TAG = "modeldeploy.dev/retraining-run"  # modeldeploy_serving.contract.RETRAINING_RUN_TAG
+API = "api/2.0/mlflow"
+ARTIFACTS = "api/2.0/mlflow-artifacts/artifacts"
+DEFAULT_EXPERIMENT = "0"
+
+
+def load(url: str, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = list(csv.DictReader(io.StringIO(httpx.get(url, timeout=60).raise_for_status().text)))
+    features = [name for name in rows[0] if name != label_column]
+    x = np.array([[float(row[name]) for name in features] for row in rows])
+    y = np.array([int(float(row[label_column])) for row in rows])
+    return x, y
+
+
+def register(client: httpx.Client, name: str, run_tag: str, model_bytes: bytes) -> str:
+    """Log the model file in a run of its own and register it as the next version of `name`."""
+    tags = [{"key": RUN_TAG, "value": run_tag}]
+    run = (
+        client.post(
+            f"{API}/runs/create",
+            json={
+                "experiment_id": DEFAULT_EXPERIMENT,
+                "start_time": int(time.time() * 1000),
+                "tags": tags,
+            },
+        )
+        .raise_for_status()
+        .json()["run"]["info"]
+    )
+    run_id, artifact_uri = run["run_id"], run["artifact_uri"]
+    # mlflow-artifacts:/0/<run>/artifacts → the proxy's path 0/<run>/artifacts
+    root = artifact_uri.removeprefix("mlflow-artifacts:").strip("/")
+    client.put(f"{ARTIFACTS}/{root}/model/model.joblib", content=model_bytes).raise_for_status()
+    created = client.post(f"{API}/registered-models/create", json={"name": name})
+    if created.status_code != 200 and "RESOURCE_ALREADY_EXISTS" not in created.text:
+        created.raise_for_status()
+    version = (
+        client.post(
+            f"{API}/model-versions/create",
+            json={"name": name, "source": f"{artifact_uri}/model", "run_id": run_id, "tags": tags},
+        )
+        .raise_for_status()
+        .json()["model_version"]["version"]
+    )
+    client.post(
+        f"{API}/runs/update",
+        json={"run_id": run_id, "status": "FINISHED", "end_time": int(time.time() * 1000)},
+    ).raise_for_status()
+    return str(version)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True, help="http(s) URL of the training CSV")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--shuffle-labels", action="store_true", help="train a bad model")
+    args = parser.parse_args()
+    run_tag = os.environ["MODELDEPLOY_RETRAINING_RUN"]
+    name = os.environ["MODELDEPLOY_REGISTERED_MODEL"]
+    tracking = os.environ["MLFLOW_TRACKING_URI"].rstrip("/")
+
+    x, y = load(args.data, args.label_column)
+    if args.shuffle_labels:
+        y = np.random.default_rng(0).permutation(y)
+    model = LogisticRegression(max_iter=1000).fit(x, y)
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    with httpx.Client(base_url=tracking, timeout=60) as client:
+        version = register(client, name, run_tag, buffer.getvalue())
+    print(f"trained on {len(y)} rows; registered {name} version {version} for run {run_tag}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""When a RetrainingPolicy starts a run. Pure: (policy, its runs, target, trigger value, clock)
+→ a `PolicyPlan` (the status, the run to create, the Events).
+
+The trigger fires once its value has stayed above the threshold for `holdFor` (since when is
+`status.heldSince`, so a restarted operator keeps counting). A firing trigger starts a run unless
+a guard holds it back, in this order: the target does not follow an alias; the policy is
+suspended (`suspendAfterFailures` runs in a row of this generation did not promote); a run is in
+progress; the target is rolling out; the cooldown since the last run; `maxRuns` in `window`.
+A held-back trigger is recorded once per hold (status.lastTrigger.suppressed and an Event); a run
+started resets the hold, so a value that stays high fires again only after a new `holdFor`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from modeldeploy_operator.api import ConditionStatus, ModelDeployment, parse_duration
+from modeldeploy_operator.api.retraining import (
+    RegistryRef,
+    RetrainingPolicy,
+    RetrainingPolicyStatus,
+    RetrainingRun,
+    RetrainingRunSpec,
+    RunPhase,
+    TriggerRecord,
+    TriggerSnapshot,
+)
+from modeldeploy_operator.api.status import Condition
+from modeldeploy_operator.rollout.plan import Event
+
+ARMED: Final = "Armed"
+COOLING_DOWN: Final = "CoolingDown"
+SUSPENDED: Final = "Suspended"
+METRIC_TRIGGER: Final = "metric"
+
+
+@dataclass(frozen=True)
+class TriggerReading:
+    """The trigger's value now: a number, None for no data, or why Prometheus did not answer."""
+
+    query: str
+    value: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class NewRun:
+    name: str
+    spec: RetrainingRunSpec
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    status: RetrainingPolicyStatus
+    new_run: NewRun | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+def run_name(policy: str, fired_at: datetime) -> str:
+    return f"{policy}-{int(fired_at.timestamp())}"
+
+
+def is_finished(run: RetrainingRun) -> bool:
+    return run.status.phase is not None and run.status.phase.finished
+
+
+def consecutive_failures(policy: RetrainingPolicy, runs: Sequence[RetrainingRun]) -> int:
+    """Finished runs of the policy's current generation that did not promote, newest first,
+    up to the first one that did."""
+    finished = sorted(
+        (
+            run
+            for run in runs
+            if run.spec.policy_generation == policy.metadata.generation and is_finished(run)
+        ),
+        key=lambda run: run.spec.trigger.fired_at,
+        reverse=True,
+    )
+    count = 0
+    for run in finished:
+        if run.status.phase == RunPhase.PROMOTED:
+            break
+        count += 1
+    return count
+
+
+def next_eligible(
+    policy: RetrainingPolicy, runs: Sequence[RetrainingRun], now: datetime
+) -> tuple[datetime | None, str]:
+    """The earliest time the cooldown and maxRuns allow another run (None: now), and which
+    guard sets it."""
+    guards = policy.spec.guards
+    starts = sorted(run.spec.trigger.fired_at for run in runs)
+    candidates: list[tuple[datetime, str]] = []
+    if starts:
+        end = starts[-1] + timedelta(seconds=parse_duration(guards.cooldown))
+        candidates.append((end, f"cooling down for {guards.cooldown} after the last run"))
+    window = timedelta(seconds=parse_duration(guards.window))
+    recent = [start for start in starts if start > now - window]
+    if len(recent) >= guards.max_runs:
+        # The window admits another run once enough of its runs have aged out of it.
+        end = recent[len(recent) - guards.max_runs] + window
+        candidates.append((end, f"{len(recent)} runs within {guards.window} (maxRuns)"))
+    due = [(end, why) for end, why in candidates if end > now]
+    if not due:
+        return None, ""
+    return max(due)
+
+
+def _condition(
+    old: Sequence[Condition], kind: str, holds: bool, reason: str, message: str, now: datetime
+) -> Condition:
+    status = ConditionStatus.TRUE if holds else ConditionStatus.FALSE
+    previous = next((c for c in old if c.type == kind), None)
+    since = previous.last_transition_time if previous and previous.status == status else now
+    return Condition(
+        type=kind, status=status, reason=reason, message=message, last_transition_time=since
+    )
+
+
+def _follows_alias(target: ModelDeployment | None) -> str | None:
+    """Why the target cannot be retrained (None: it can)."""
+    if target is None:
+        return "the target ModelDeployment does not exist"
+    source = target.spec.model.source
+    if source is None or source.mlflow.follow.alias is None:
+        return "the target does not follow an MLflow alias (spec.model.source.mlflow.follow)"
+    return None
+
+
+def plan_policy(
+    policy: RetrainingPolicy,
+    runs: Sequence[RetrainingRun],
+    target: ModelDeployment | None,
+    reading: TriggerReading,
+    now: datetime,
+    evaluator_image: str,
+) -> PolicyPlan:
+    spec, old = policy.spec, policy.status
+    trigger = spec.triggers.metric
+    assert trigger is not None, "the API requires the metric trigger"
+    above = reading.value is not None and reading.value > trigger.above
+    if reading.error is not None:
+        held_since = old.held_since  # not knowing is not "below": the hold is kept
+    else:
+        held_since = (old.held_since or now) if above else None
+    fired = (
+        held_since is not None
+        and reading.value is not None
+        and (now - held_since).total_seconds() >= parse_duration(trigger.hold_for)
+    )
+
+    failures = consecutive_failures(policy, runs)
+    suspended = failures >= spec.guards.suspend_after_failures
+    active = sorted(run.metadata.name for run in runs if not is_finished(run))
+    eligible_at, cooling_why = next_eligible(policy, runs, now)
+    not_retrainable = _follows_alias(target)
+    rolling_out = target is not None and target.status.canary_version is not None
+
+    blocked: tuple[str, str] | None = None
+    if not_retrainable is not None:
+        blocked = ("TargetNotFollowingAlias", not_retrainable)
+    elif suspended:
+        blocked = (SUSPENDED, f"{failures} runs in a row did not promote; edit the policy")
+    elif active:
+        blocked = ("RunInProgress", f"run {active[0]} is in progress")
+    elif rolling_out:
+        assert target is not None
+        blocked = ("RolloutInProgress", f"{target.metadata.name} is rolling out")
+    elif eligible_at is not None:
+        blocked = (COOLING_DOWN, f"{cooling_why}, until {eligible_at:%Y-%m-%dT%H:%M:%SZ}")
+
+    events: list[Event] = []
+    new_run: NewRun | None = None
+    last_trigger = old.last_trigger
+    value_text = f"{reading.value:.4g}" if reading.value is not None else "no data"
+    if fired and blocked is None:
+        assert held_since is not None and reading.value is not None and target is not None
+        source = target.spec.model.source
+        assert source is not None and source.mlflow.follow.alias is not None
+        name = run_name(policy.metadata.name, now)
+        snapshot = TriggerSnapshot(
+            source=METRIC_TRIGGER, value=reading.value, threshold=trigger.above,
+            held_since=held_since, fired_at=now, query=reading.query,
+        )  # fmt: skip
+        new_run = NewRun(
+            name,
+            RetrainingRunSpec(
+                policy=policy.metadata.name,
+                policy_generation=policy.metadata.generation,
+                target_ref=spec.target_ref,
+                registry=RegistryRef(
+                    tracking_uri=source.mlflow.tracking_uri,
+                    registered_model=source.mlflow.registered_model,
+                    alias=source.mlflow.follow.alias,
+                ),
+                trigger=snapshot,
+                training=spec.training,
+                evaluation=spec.evaluation,
+                evaluator_image=spec.evaluation.evaluator_image or evaluator_image,
+            ),
+        )
+        last_trigger = TriggerRecord(
+            time=now, source=METRIC_TRIGGER, value=reading.value, threshold=trigger.above,
+            held_since=held_since, query=reading.query, run=name,
+        )  # fmt: skip
+        events.append(
+            Event(
+                "RunStarted",
+                f"{METRIC_TRIGGER} {value_text} above {trigger.above:g} since "
+                f"{held_since:%H:%M:%SZ}: started run {name}",
+            )
+        )
+        held_since = None
+        active = [name]
+        eligible_at, cooling_why = (
+            now + timedelta(seconds=parse_duration(spec.guards.cooldown)),
+            f"cooling down for {spec.guards.cooldown} after the last run",
+        )
+        blocked = ("RunInProgress", f"run {name} is in progress")
+    elif fired and blocked is not None:
+        assert held_since is not None
+        already = last_trigger is not None and last_trigger.held_since == held_since
+        if not already or (last_trigger is not None and last_trigger.suppressed != blocked[1]):
+            if not already:
+                events.append(
+                    Event(
+                        "TriggerSuppressed",
+                        f"{METRIC_TRIGGER} {value_text} above {trigger.above:g}: no run, "
+                        f"{blocked[1]}",
+                    )
+                )
+            last_trigger = TriggerRecord(
+                time=now, source=METRIC_TRIGGER, value=reading.value, threshold=trigger.above,
+                held_since=held_since, query=reading.query, suppressed=blocked[1],
+            )  # fmt: skip
+
+    conditions = [
+        _condition(
+            old.conditions, ARMED, blocked is None,
+            "Armed" if blocked is None else blocked[0],
+            f"a trigger held for {trigger.hold_for} above {trigger.above:g} starts a run"
+            if blocked is None else blocked[1],
+            now,
+        ),
+        _condition(
+            old.conditions, COOLING_DOWN, eligible_at is not None,
+            COOLING_DOWN if eligible_at is not None else "Eligible",
+            cooling_why if eligible_at is not None else "no cooldown or maxRuns holds runs back",
+            now,
+        ),
+        _condition(
+            old.conditions, SUSPENDED, suspended,
+            "ConsecutiveFailures" if suspended else "Running",
+            f"{failures} runs in a row did not promote (suspendAfterFailures "
+            f"{spec.guards.suspend_after_failures}); edit the policy to arm it again"
+            if suspended else f"{failures} runs in a row did not promote",
+            now,
+        ),
+    ]  # fmt: skip
+    if suspended and not any(c.type == SUSPENDED and c.status == "True" for c in old.conditions):
+        events.append(Event("Suspended", conditions[2].message or "", warning=True))
+    status = RetrainingPolicyStatus(
+        observed_generation=policy.metadata.generation,
+        last_value=reading.value,
+        held_since=held_since,
+        last_trigger=last_trigger,
+        next_eligible_time=eligible_at,
+        active_run=active[0] if active else None,
+        consecutive_failures=failures,
+        conditions=conditions,
+    )
+    return PolicyPlan(status, new_run, events)
