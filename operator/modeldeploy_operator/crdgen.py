@@ -284,10 +284,10 @@ def build_policy_crd() -> Schema:
             _condition_column("Armed", "Whether a trigger would start a run now."),
             _condition_column("Suspended", "Suspended after consecutive failed runs."),
             {
-                "name": "Value",
-                "type": "number",
-                "jsonPath": ".status.lastValue",
-                "description": "The trigger's latest value.",
+                "name": "Held",
+                "type": "date",
+                "jsonPath": ".status.heldSince",
+                "description": "Since when the trigger's value has been above its threshold.",
             },
             {
                 "name": "Active",

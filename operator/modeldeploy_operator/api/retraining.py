@@ -294,9 +294,6 @@ class RetrainingPolicyStatus(StatusModel):
     """What the operator observed and decided for the policy."""
 
     observed_generation: int | None = Field(default=None, description="The generation seen.")
-    last_value: float | None = Field(
-        default=None, description="The trigger's latest value (absent: no data)."
-    )
     held_since: datetime | None = Field(
         default=None, description="Since when the value has been above the threshold."
     )

@@ -265,7 +265,6 @@ def plan_policy(
         events.append(Event("Suspended", conditions[2].message or "", warning=True))
     status = RetrainingPolicyStatus(
         observed_generation=policy.metadata.generation,
-        last_value=reading.value,
         held_since=held_since,
         last_trigger=last_trigger,
         next_eligible_time=eligible_at,

@@ -181,3 +181,14 @@ def test_an_unchanged_world_keeps_the_condition_times() -> None:
     current, first = step(policy(), 0.0, 0)
     _, second = step(current, 0.0, 10)
     assert first.status.conditions == second.status.conditions
+
+
+def test_a_value_that_moves_without_crossing_the_threshold_changes_no_status() -> None:
+    """Zero writes at steady state: a drift series moves every scrape; the status changes only
+    when the hold starts or ends, or a trigger fires."""
+    below, _ = step(policy(), 0.11, 0)
+    _, plan = step(below, 0.13, 5)
+    assert plan.status == below.status
+    above, _ = step(below, 0.31, 10)
+    _, plan = step(above, 0.35, 15)
+    assert plan.status == above.status
