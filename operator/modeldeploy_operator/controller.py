@@ -43,6 +43,21 @@ PEERING_MAX_BACKOFF_SECONDS = 30.0
 SELECTED_KINDS = (*kinds.CHILD_KINDS, kinds.POD)
 
 
+# The apiserver ends each watch after this long, and kopf resumes it from the last version it saw
+# (one request, answered from the watch cache: no re-list). Short, because a watch can go silent
+# without ending: when a CRD's spec changes the apiserver replaces that resource's storage, and
+# the watches the old storage served get neither events nor bookmarks until this timeout (else
+# kopf's inactivity timeout, 70 s): a change made meanwhile would wait that long. The cost: one
+# request per watched resource and namespace this often (cluster-wide, about 10 per 5 s).
+WATCH_SERVER_TIMEOUT_SECONDS = 5
+WATCH_CONNECT_TIMEOUT_SECONDS = 5
+# kopf's retries of a failed request, e.g. a watch reconnecting while the apiserver restarts: at
+# most 2 s apart, so a returning apiserver is found within 2 s (kopf's default grows to 21 s), and
+# as long in total as kopf's default (54 s) before the error escalates. A longer Retry-After from
+# the apiserver (a watch cache initialising after etcd was down a while) still wins.
+REQUEST_RETRY_BACKOFFS = (0.5, 1.0, 1.5, *(2.0,) * 26)
+
+
 def peering_poll_delay(failures: int) -> float:
     """Seconds until the next look at the peering object after `failures` failed ones in a row:
     the usual poll, doubled per failure while the apiserver does not answer, capped."""
@@ -72,7 +87,11 @@ class Controller:
         s = kopf.OperatorSettings()
         # Guards against watch streams that silently stop delivering (kopf#1276).
         s.watching.inactivity_timeout = 70
-        s.watching.server_timeout = 300
+        s.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
+        # A watch the apiserver never ends (its host gone without closing the connection).
+        s.watching.client_timeout = WATCH_SERVER_TIMEOUT_SECONDS + WATCH_CONNECT_TIMEOUT_SECONDS
+        s.watching.connect_timeout = WATCH_CONNECT_TIMEOUT_SECONDS
+        s.networking.error_backoffs = REQUEST_RETRY_BACKOFFS
         s.posting.level = logging.INFO
         s.networking.request_timeout = 60
         s.peering.lifetime = self.settings.peering_lifetime
