@@ -56,6 +56,15 @@ WATCH_CONNECT_TIMEOUT_SECONDS = 5
 # as long in total as kopf's default (54 s) before the error escalates. A longer Retry-After from
 # the apiserver (a watch cache initialising after etcd was down a while) still wins.
 REQUEST_RETRY_BACKOFFS = (0.5, 1.0, 1.5, *(2.0,) * 26)
+# After the CRD of a watched kind changed its spec, the view is re-listed once the watches the old
+# storage served have ended and resumed: they resume with a re-list by kopf (the new watch cache
+# answers 410 Gone to the old version), which adds and updates but never deletes, so a model
+# deleted in between would otherwise stay in the view until the next resync.
+STORAGE_REPLACED_RELIST_DELAY = WATCH_SERVER_TIMEOUT_SECONDS + 2.0
+# The CRDs whose spec changes replace the storage of a kind the operator watches.
+WATCHED_CRDS = frozenset(
+    f"{kind.plural}.{kind.group}" for kind in (kinds.MODEL_DEPLOYMENT, *kinds.OPTIONAL_KINDS)
+)
 
 
 def peering_poll_delay(failures: int) -> float:
@@ -75,6 +84,7 @@ class Controller:
         self._reconciler: Reconciler | None = None
         self._started = False
         self._background: set[asyncio.Task[None]] = set()
+        self._crd_generations: dict[str, int] = {}
         self.identity = own_identity()
         # Set while this replica may reconcile: always when standalone, else per peering.
         self._active = asyncio.Event()
@@ -151,6 +161,14 @@ class Controller:
             group = event["object"].get("spec", {}).get("group")
             if group in kinds.OPTIONAL_GROUPS and self._started:
                 self._spawn(self._rediscover())
+            meta = event["object"].get("metadata", {})
+            name, generation = meta.get("name", ""), meta.get("generation")
+            if name not in WATCHED_CRDS or not isinstance(generation, int):
+                return
+            previous = self._crd_generations.get(name)
+            self._crd_generations[name] = generation
+            if previous is not None and generation != previous and self._started:
+                self._spawn(self._relist_after_storage_replaced(name))
 
         pod = kinds.POD
 
@@ -273,6 +291,22 @@ class Controller:
             if changed:
                 for key in list(self.view.models):
                     self.queue.add(key)
+
+    async def _relist_after_storage_replaced(self, crd: str) -> None:
+        """See STORAGE_REPLACED_RELIST_DELAY."""
+        await asyncio.sleep(STORAGE_REPLACED_RELIST_DELAY)
+        for _ in range(STARTUP_ATTEMPTS):
+            try:
+                changed = await self._relist()
+            except (ApiError, *UNREACHABLE) as err:
+                # 429 while the new storage initialises; the resync is the last resort.
+                log.info("cannot re-list after %s changed yet: %r", crd, err)
+                await asyncio.sleep(1)
+                continue
+            log.info("re-listed after %s changed: %d models out of date", crd, len(changed))
+            for key in changed:
+                self.queue.add(key)
+            return
 
     async def _resync(self) -> None:
         """A periodic full pass catches anything a missed event would otherwise leave stale."""
