@@ -43,24 +43,25 @@ PEERING_MAX_BACKOFF_SECONDS = 30.0
 SELECTED_KINDS = (*kinds.CHILD_KINDS, kinds.POD)
 
 
-# The apiserver ends each watch after this long, and kopf resumes it from the last version it saw
-# (one request, answered from the watch cache: no re-list). Short, because a watch can go silent
-# without ending: when a CRD's spec changes the apiserver replaces that resource's storage, and
-# the watches the old storage served get neither events nor bookmarks until this timeout (else
-# kopf's inactivity timeout, 70 s): a change made meanwhile would wait that long. The cost: one
-# request per watched resource and namespace this often (cluster-wide, about 10 per 5 s).
-WATCH_SERVER_TIMEOUT_SECONDS = 5
+# Each watch request asks the apiserver to end it after this long; kopf resumes it from the last
+# version it saw.
+WATCH_SERVER_TIMEOUT_SECONDS = 300
+# A watch connection that is not established this fast is tried again (an apiserver host gone).
 WATCH_CONNECT_TIMEOUT_SECONDS = 5
-# kopf's retries of a failed request, e.g. a watch reconnecting while the apiserver restarts: at
-# most 2 s apart, so a returning apiserver is found within 2 s (kopf's default grows to 21 s), and
-# as long in total as kopf's default (54 s) before the error escalates. A longer Retry-After from
-# the apiserver (a watch cache initialising after etcd was down a while) still wins.
+# kopf's retries of a failed request, e.g. a watch reconnecting while the apiserver restarts
+# (connection refused, then 503 "not all HTTP paths installed", then 429 "storage is
+# (re)initializing" for the ModelDeployments' watch cache): at most 2 s apart, so a returning
+# apiserver is found within 2 s (kopf's default grows to 13 and 21 s: measured, a change made
+# after the apiserver returned waited 17 s), and as long in total as kopf's default (54 s) before
+# the error escalates. A longer Retry-After from the apiserver (its watch cache re-initialising
+# after etcd was down long) still wins.
 REQUEST_RETRY_BACKOFFS = (0.5, 1.0, 1.5, *(2.0,) * 26)
-# After the CRD of a watched kind changed its spec, the view is re-listed once the watches the old
-# storage served have ended and resumed: they resume with a re-list by kopf (the new watch cache
-# answers 410 Gone to the old version), which adds and updates but never deletes, so a model
-# deleted in between would otherwise stay in the view until the next resync.
-STORAGE_REPLACED_RELIST_DELAY = WATCH_SERVER_TIMEOUT_SECONDS + 2.0
+# After the CRD of a watched kind changed its spec, the view is re-listed once the watches have
+# resumed: the apiserver ends the watches the old storage served, answers 429 until the new one
+# has listed (about a second) and 410 Gone to the old version, so kopf resumes them with a
+# re-list, which adds and updates but never deletes: a model deleted in between would otherwise
+# stay in the view until the next resync.
+STORAGE_REPLACED_RELIST_DELAY = 5.0
 # The CRDs whose spec changes replace the storage of a kind the operator watches.
 WATCHED_CRDS = frozenset(
     f"{kind.plural}.{kind.group}" for kind in (kinds.MODEL_DEPLOYMENT, *kinds.OPTIONAL_KINDS)

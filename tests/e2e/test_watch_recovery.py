@@ -1,10 +1,10 @@
 """The operator's watches survive the apiserver replacing a resource's storage.
 
 A CRD whose spec changes (another checkout's CRD applied, an upgrade) makes the apiserver tear
-down that resource's storage and watch cache and build new ones; until the new cache has listed,
-watches are answered 429 "storage is (re)initializing". A change made in that window must still
-reach the operator promptly: waited for here with the suite's usual patience, while
-bench/chaos.py (scenario `crd`) times it against the 10 s goal.
+down that resource's storage and watch cache and build new ones: the watches end, are answered
+429 "storage is (re)initializing" until the new cache has listed, and resume. A change made in
+that window must still reach the operator: waited for here with the suite's usual patience;
+bench/chaos.py (scenarios `crd` and `apiserver`) times such recoveries.
 """
 
 from __future__ import annotations
