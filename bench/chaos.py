@@ -501,10 +501,13 @@ def leader_kill(kube: Kubectl, args: argparse.Namespace, rng: random.Random) -> 
                 if "killed" not in handover and elapsed >= kill_after:
                     leader.kill()
                     handover["killed"] = now()
-                    mark = audit.mark()
                     for name in deleted:
                         k.delete("md", name)
                     handover["deleted"] = now()
+                    # Counted from here: a request the killed leader had in flight may complete
+                    # (and be logged) after the kill, before the deletion. Nothing else can write
+                    # before the standby leads, a peering lifetime after the kill.
+                    mark = audit.mark()
                 if "killed" in handover and "leading" not in handover and leading(standby):
                     handover["leading"] = now()
                 if "killed" in handover:
