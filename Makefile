@@ -10,12 +10,12 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 KUBE_BIN := $(shell cluster/build.sh paths | sed -n 's|^KUBE_APISERVER=\(.*\)/kube-apiserver$$|\1|p')
 export PATH := $(PATH):$(KUBE_BIN)
 
-.PHONY: help install cluster-up cluster-down cluster-tools test test-unit demo run bench bench-gateway bench-serving crds lint e2e-kind images images-docker
+.PHONY: help install cluster-up cluster-down cluster-tools test test-unit demo run bench bench-chaos bench-gateway bench-serving crds lint e2e-kind images images-docker
 
 help:
 	@echo "make demo   - local cluster + operator + the iris example, end to end"
 	@echo "make test   - the full test suite (unit + real control plane + real Prometheus)"
-	@echo "other: install cluster-up cluster-down run bench bench-gateway bench-serving crds lint"
+	@echo "other: install cluster-up cluster-down run bench bench-chaos bench-gateway bench-serving crds lint"
 	@echo "       e2e-kind images images-docker"
 
 # The virtual environment, rebuilt when pyproject.toml changes.
@@ -65,6 +65,12 @@ demo: $(STAMP) cluster-up
 bench: $(STAMP) cluster-up
 	$(PY) bench/run.py
 	$(PY) bench/rollouts.py
+
+# Rollouts while the operator, the leader replica or Prometheus dies, and the CRD's storage is
+# replaced (bench/chaos.py). SCENARIOS=apiserver,etcd kill shared control-plane processes: run
+# those only when nobody else uses the cluster.
+bench-chaos: $(STAMP) cluster-up
+	$(PY) bench/chaos.py $(if $(SCENARIOS),--scenarios $(SCENARIOS))
 
 # Pod, Service and Gateway paths to one real server pod, measured with wrk (needs the real node).
 bench-gateway: $(STAMP) cluster-up

@@ -43,6 +43,31 @@ PEERING_MAX_BACKOFF_SECONDS = 30.0
 SELECTED_KINDS = (*kinds.CHILD_KINDS, kinds.POD)
 
 
+# Each watch request asks the apiserver to end it after this long; kopf resumes it from the last
+# version it saw.
+WATCH_SERVER_TIMEOUT_SECONDS = 300
+# A watch connection that is not established this fast is tried again (an apiserver host gone).
+WATCH_CONNECT_TIMEOUT_SECONDS = 5
+# kopf's retries of a failed request, e.g. a watch reconnecting while the apiserver restarts
+# (connection refused, then 503 "not all HTTP paths installed", then 429 "storage is
+# (re)initializing" for the ModelDeployments' watch cache): at most 2 s apart, so a returning
+# apiserver is found within 2 s (kopf's default grows to 13 and 21 s: measured, a change made
+# after the apiserver returned waited 17 s), and as long in total as kopf's default (54 s) before
+# the error escalates. A longer Retry-After from the apiserver (its watch cache re-initialising
+# after etcd was down long) still wins.
+REQUEST_RETRY_BACKOFFS = (0.5, 1.0, 1.5, *(2.0,) * 26)
+# After the CRD of a watched kind changed its spec, the view is re-listed once the watches have
+# resumed: the apiserver ends the watches the old storage served, answers 429 until the new one
+# has listed (about a second) and 410 Gone to the old version, so kopf resumes them with a
+# re-list, which adds and updates but never deletes: a model deleted in between would otherwise
+# stay in the view until the next resync.
+STORAGE_REPLACED_RELIST_DELAY = 5.0
+# The CRDs whose spec changes replace the storage of a kind the operator watches.
+WATCHED_CRDS = frozenset(
+    f"{kind.plural}.{kind.group}" for kind in (kinds.MODEL_DEPLOYMENT, *kinds.OPTIONAL_KINDS)
+)
+
+
 def peering_poll_delay(failures: int) -> float:
     """Seconds until the next look at the peering object after `failures` failed ones in a row:
     the usual poll, doubled per failure while the apiserver does not answer, capped."""
@@ -62,6 +87,9 @@ class Controller:
         # One rediscovery at a time; an event during it asks for one more round.
         self._rediscovery: asyncio.Task[None] | None = None
         self._look_again = False
+        # Re-lists after a watched CRD's storage was replaced (see STORAGE_REPLACED_RELIST_DELAY).
+        self._storage_relists: set[asyncio.Task[None]] = set()
+        self._crd_generations: dict[str, int] = {}
         self.identity = own_identity()
         # Set while this replica may reconcile: always when standalone, else per peering.
         self._active = asyncio.Event()
@@ -74,7 +102,11 @@ class Controller:
         s = kopf.OperatorSettings()
         # Guards against watch streams that silently stop delivering (kopf#1276).
         s.watching.inactivity_timeout = 70
-        s.watching.server_timeout = 300
+        s.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
+        # A watch the apiserver never ends (its host gone without closing the connection).
+        s.watching.client_timeout = WATCH_SERVER_TIMEOUT_SECONDS + WATCH_CONNECT_TIMEOUT_SECONDS
+        s.watching.connect_timeout = WATCH_CONNECT_TIMEOUT_SECONDS
+        s.networking.error_backoffs = REQUEST_RETRY_BACKOFFS
         s.posting.level = logging.INFO
         s.networking.request_timeout = 60
         s.peering.lifetime = self.settings.peering_lifetime
@@ -134,6 +166,16 @@ class Controller:
             group = event["object"].get("spec", {}).get("group")
             if group in kinds.OPTIONAL_GROUPS and self._started:
                 self._rediscover_soon()
+            meta = event["object"].get("metadata", {})
+            name, generation = meta.get("name", ""), meta.get("generation")
+            if name not in WATCHED_CRDS or not isinstance(generation, int):
+                return
+            previous = self._crd_generations.get(name)
+            self._crd_generations[name] = generation
+            if previous is not None and generation != previous and self._started:
+                task = asyncio.create_task(self._relist_after_storage_replaced(name))
+                self._storage_relists.add(task)
+                task.add_done_callback(self._storage_relists.discard)
 
         pod = kinds.POD
 
@@ -265,6 +307,22 @@ class Controller:
                     for key in list(self.view.models):
                         self.queue.add(key)
 
+    async def _relist_after_storage_replaced(self, crd: str) -> None:
+        """See STORAGE_REPLACED_RELIST_DELAY."""
+        await asyncio.sleep(STORAGE_REPLACED_RELIST_DELAY)
+        for _ in range(STARTUP_ATTEMPTS):
+            try:
+                changed = await self._relist()
+            except (ApiError, *UNREACHABLE) as err:
+                # 429 while the new storage initialises; the resync is the last resort.
+                log.info("cannot re-list after %s changed yet: %r", crd, err)
+                await asyncio.sleep(1)
+                continue
+            log.info("re-listed after %s changed: %d models out of date", crd, len(changed))
+            for key in changed:
+                self.queue.add(key)
+            return
+
     async def _resync(self) -> None:
         """A periodic full pass catches anything a missed event would otherwise leave stale."""
         assert self._reconciler is not None
@@ -345,7 +403,11 @@ class Controller:
 
     async def _cleanup(self) -> None:
         # Every task that may still call the API ends before the client closes.
-        tasks = [*self._tasks, *([self._rediscovery] if self._rediscovery else [])]
+        tasks = [
+            *self._tasks,
+            *self._storage_relists,
+            *([self._rediscovery] if self._rediscovery else []),
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -21,7 +21,8 @@ and a canary (a newer version arriving mid-rollout restarts it from stable), at 
                   after the last; fail → a failed check, rollback at `maxFailedChecks`; no data →
                   per `noData` (Hold waits up to the progress deadline); Prometheus unreachable →
                   no verdict: the step holds (condition and Event say why) and asks again each
-                  interval, up to the progress deadline.
+                  interval, up to the progress deadline; when it answers again with no data
+                  (its window spans the outage) the step starts again instead of counting.
 A promotion makes the canary stable (the old stable goes); a rollback puts 100% on stable at
 once and removes the canary (phase Failed until the spec changes).
 """
@@ -42,9 +43,10 @@ from modeldeploy_operator.api import (
 )
 from modeldeploy_operator.builders import TrackPlan
 from modeldeploy_operator.health import DeploymentHealth
-from modeldeploy_operator.rollout.analysis.verdict import Outcome
+from modeldeploy_operator.rollout.analysis.verdict import Outcome, failed_for_want_of_data
 from modeldeploy_operator.rollout.context import AnalysisAnswer, RolloutContext
 from modeldeploy_operator.rollout.plan import (
+    ANALYSIS_RESTARTED,
     ANALYSIS_UNAVAILABLE,
     RECHECK_SECONDS,
     AnalysisUnavailable,
@@ -419,7 +421,30 @@ def _judging(ctx: RolloutContext, state: RolloutState, events: list[Event]) -> S
     else:
         verdict, result = ctx.analysis
         state = replace(state, last_analysis=result)
+        if (
+            verdict == "fail"
+            and _progressing_reason(ctx.md) == ANALYSIS_UNAVAILABLE
+            and failed_for_want_of_data(result)
+        ):
+            return _restart_after_outage(ctx, state, events)
     return _judge(ctx, state, verdict, result, events)
+
+
+def _restart_after_outage(
+    ctx: RolloutContext, state: RolloutState, events: list[Event]
+) -> StageOutcome:
+    """Prometheus answers again but has no samples for the time it was down, so "no data" for a
+    window that spans its outage says nothing about the canary: the step starts again and the
+    next analysis judges a full window of fresh data (where no data follows noData again)."""
+    events.append(
+        Event(
+            ANALYSIS_RESTARTED,
+            f"canary {ctx.target.model.version} at {state.weight}%: Prometheus answers again but "
+            f"has no data for a window that spans its outage; no check counted, the step waits "
+            f"{ctx.spec.step_interval} again",
+        )
+    )
+    return _Held(replace(state, step_started_at=ctx.now), ctx.interval)
 
 
 def _unanswered(

@@ -18,6 +18,8 @@ from modeldeploy_operator.builders import TrackPlan
 RECHECK_SECONDS = 5.0
 # The Progressing condition's reason (and the Event's) while Prometheus cannot answer.
 ANALYSIS_UNAVAILABLE = "AnalysisUnavailable"
+# The Event's reason when Prometheus is back without data for its outage and the step restarts.
+ANALYSIS_RESTARTED = "AnalysisRestarted"
 
 
 @dataclass(frozen=True)

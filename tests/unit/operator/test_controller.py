@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import kopf
 import pytest
 from modeldeploy_operator import controller as controller_module
 from modeldeploy_operator import kinds, naming
@@ -233,3 +234,79 @@ def test_a_burst_of_crd_events_looks_once_and_cleanup_ends_the_look() -> None:
     first_looks, running, ended = asyncio.run(scenario())
     assert (first_looks, running) == (1, 1)
     assert ended
+
+
+def test_kopf_retries_a_failed_request_soon_and_for_as_long_as_its_default() -> None:
+    """A watch reconnecting while the apiserver restarts must find it within a couple of seconds
+    of its return (kopf's default backoffs grow to 21 s; bench/chaos.py `apiserver` measures the
+    effect), and must not escalate an error sooner than kopf's default would."""
+    ours = list(
+        Controller(OperatorSettings(server_image="img")).kopf_settings().networking.error_backoffs
+    )
+    default = kopf.OperatorSettings().networking.error_backoffs
+    assert isinstance(default, tuple)
+    assert max(ours) <= 2.0
+    assert sum(ours) >= sum(default)
+
+
+def crd_event_handler(controller: Controller) -> Any:
+    """The kopf handler the controller registered for CRD events."""
+    [handler] = [
+        h
+        for h in controller.registry._watching.get_all_handlers()
+        if h.selector is not None and kinds.CRD.plural in (h.selector.plural, h.selector.any_name)
+    ]
+    return handler.fn
+
+
+def test_a_model_deleted_while_its_crds_storage_was_replaced_leaves_the_view(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watches the old storage served went silent; when they resume, the new watch cache
+    knows no version that old (410) and kopf re-lists, which adds and updates but never deletes.
+    A model deleted in between would stay in the view (and a pass would write for it) until the
+    next resync, unless the controller re-lists itself once the watches have resumed."""
+    monkeypatch.setattr(controller_module, "STORAGE_REPLACED_RELIST_DELAY", 0.0, raising=False)
+    settings = OperatorSettings(server_image="img", namespaces=("ns",))
+    gone = {
+        "apiVersion": "modeldeploy.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "gone", "namespace": "ns", "uid": "u-1", "resourceVersion": "5"},
+    }
+
+    def crd(generation: int) -> dict[str, Any]:
+        model = kinds.MODEL_DEPLOYMENT
+        return {
+            "type": "MODIFIED",
+            "object": {
+                "metadata": {"name": f"{model.plural}.{model.group}", "generation": generation},
+                "spec": {"group": model.group},
+            },
+        }
+
+    async def scenario() -> dict[Any, Any]:
+        controller = Controller(settings)
+        controller.view.remember_model(gone)
+        client = KubeClient(Credentials("https://apiserver.invalid", False))
+
+        async def answer(method: str, path: str, **_: Any) -> Any:
+            return {"kind": "List", "items": [], "metadata": {"resourceVersion": "30"}}
+
+        client._request = answer  # type: ignore[method-assign]
+        controller._client = client
+        controller._reconciler = Reconciler(client, controller.view, controller.queue, settings)
+        controller._started = True
+        handler = crd_event_handler(controller)
+        try:
+            await handler(event=crd(1))  # as listed when the operator started
+            await handler(event=crd(2))  # the spec changed: the storage is replaced
+            # Only a guard against hanging.
+            async with asyncio.timeout(30):
+                while controller.view.models:
+                    await asyncio.sleep(0.01)
+            return dict(controller.view.models)
+        finally:
+            await controller._cleanup()
+            await client.close()
+
+    assert asyncio.run(scenario()) == {}

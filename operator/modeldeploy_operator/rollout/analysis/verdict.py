@@ -32,6 +32,8 @@ Outcome = Literal["pass", "fail", "hold"]
 
 # Values are stored and judged at this precision, so what status shows is what was judged.
 VALUE_DECIMALS: Final = 4
+# How a check's message begins when its query returned nothing (status carries no other mark).
+NO_DATA: Final = "no data"
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def _judge(
         }
         outcome = verdict[no_data]
         message = (
-            f"no data ({rule.no_data_hint}); noData is {no_data.value}: {consequence[no_data]}"
+            f"{NO_DATA} ({rule.no_data_hint}); noData is {no_data.value}: {consequence[no_data]}"
         )
         return outcome, AnalysisCheckResult(
             name=rule.name,
@@ -195,4 +197,12 @@ def evaluate(
         drift_psi=by_name.get(DRIFT),
         checks=checks,
         message=message,
+    )
+
+
+def failed_for_want_of_data(result: AnalysisResult) -> bool:
+    """Whether every check that failed did so only because its query returned nothing."""
+    failed = [check for check in result.checks if not check.passed]
+    return bool(failed) and all(
+        check.value is None and (check.message or "").startswith(NO_DATA) for check in failed
     )

@@ -14,6 +14,7 @@ from modeldeploy_operator.api import (
     PauseReason,
 )
 from modeldeploy_operator.health import DeploymentHealth
+from modeldeploy_operator.rollout.analysis.verdict import evaluate
 from modeldeploy_operator.rollout.context import RolloutContext
 from modeldeploy_operator.rollout.machine import Stage, canary_stage, plan_tracks, stage_of
 from modeldeploy_operator.rollout.plan import AnalysisUnavailable, Plan, Routing
@@ -232,6 +233,54 @@ def test_an_unreachable_prometheus_holds_the_step_without_counting_a_check() -> 
     assert [e.reason for e in resumed.events] == ["StepAdvanced"]
     model = advance(model, resumed, health, back)
     assert progressing(model)["reason"] == "CanaryStep"
+
+
+def test_no_data_just_after_an_outage_restarts_the_step_instead_of_counting_a_check() -> None:
+    """A Prometheus back from an outage has no samples for the time it was down: its first
+    answers say "no data" for a window that spans the outage. That is no verdict on the canary
+    (even under noData Fail): the step starts again, so the next analysis judges a full window
+    of fresh data, and then no data counts as usual."""
+    model, health = at_first_step(
+        rollout={**ROLLOUT, "analysis": {"successRate": {"min": 99}, "maxFailedChecks": 1}}
+    )
+    at = T0 + timedelta(seconds=61)
+    model = advance(model, plan_tracks(model, health, at, ROUTING, analysis=OUTAGE), health, at)
+
+    back = at + timedelta(seconds=60)
+    s = model.spec.rollout.analysis
+    assert s is not None and s.no_data == "Fail"
+    no_data = evaluate(s, {"successRate": None}, "2", 0, back)
+    assert no_data[0] == "fail"
+    restarted = plan_tracks(model, health, back, ROUTING, analysis=no_data)
+    assert restarted.failure is None and restarted.rollout.failed_checks == 0
+    assert restarted.rollout.step == 0 and restarted.rollout.weight == 10
+    assert restarted.rollout.step_started_at == back
+    assert restarted.requeue_after == pytest.approx(60)
+    assert [(e.reason, e.warning) for e in restarted.events] == [("AnalysisRestarted", False)]
+    model = advance(model, restarted, health, back)
+    assert progressing(model)["reason"] == "CanaryStep"
+
+    # A full window later, no data is what noData says again: a failed check (the limit, 1).
+    later = back + timedelta(seconds=61)
+    assert plan_tracks(model, health, later, ROUTING).analysis_due
+    still = evaluate(s, {"successRate": None}, "2", 0, later)
+    counted = plan_tracks(model, health, later, ROUTING, analysis=still)
+    assert counted.failure is not None and counted.failure.reason == "AnalysisFailed"
+
+
+def test_a_measured_failure_just_after_an_outage_counts() -> None:
+    """Only the want of data is excused: a value below the threshold is a verdict."""
+    model, health = at_first_step(
+        rollout={**ROLLOUT, "analysis": {"successRate": {"min": 99}, "maxFailedChecks": 1}}
+    )
+    at = T0 + timedelta(seconds=61)
+    model = advance(model, plan_tracks(model, health, at, ROUTING, analysis=OUTAGE), health, at)
+    back = at + timedelta(seconds=60)
+    s = model.spec.rollout.analysis
+    assert s is not None
+    measured = evaluate(s, {"successRate": 42.0}, "2", 0, back)
+    rolled_back = plan_tracks(model, health, back, ROUTING, analysis=measured)
+    assert rolled_back.failure is not None and rolled_back.failure.reason == "AnalysisFailed"
 
 
 def test_an_outage_past_the_progress_deadline_rolls_back() -> None:
