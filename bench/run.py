@@ -342,14 +342,15 @@ def main() -> int:
             if profiler is not None and profiler.poll() is None:
                 profiler.kill()
             operator.stop()
-        kube.run("delete", "namespace", ns, "--wait=true", "--timeout=300s", timeout=330)
-        log.unlink(missing_ok=True)
         row = Row(
             n, floor, elapsed, rss, cpu, to_ready, quiet_writes, quiet_audited, passes,
             pass_seconds,
         )  # fmt: skip
         rows.append(row)
+        # Printed before the namespace's deletion, which takes minutes on a busy cluster.
         print(row.line(args.quiet_seconds), flush=True)
+        kube.run("delete", "namespace", ns, "--wait=true", "--timeout=300s", timeout=330)
+        log.unlink(missing_ok=True)
 
     background = (
         f" The watched namespace also held {args.unrelated_pods} unrelated Pods (Pending), "
