@@ -329,14 +329,18 @@ def main() -> int:
             if profiler is not None:
                 profiler.send_signal(2)  # SIGINT: py-spy writes its file and exits
                 profiler.wait(timeout=120)
-            to_ready = len(audit.writes_since(mark, ns))
             passes = metric_total(operator, PASSES_METRIC)
             pass_seconds = metric_total(operator, PASS_SECONDS_METRIC)
             converged = metric_total(operator, WRITES_METRIC)
-            quiet_mark = audit.mark()
+            # The quiet window starts now. A write the operator sent before (the Events that
+            # follow the last status patch) may reach the audit log later: it is told apart by
+            # when the apiserver received it.
+            quiet_start = datetime.now(UTC)
             time.sleep(args.quiet_seconds)
             quiet_writes = metric_total(operator, WRITES_METRIC) - converged
-            quiet_audited = len(audit.writes_since(quiet_mark, ns))
+            audited = audit.writes_since(mark, ns)
+            to_ready = sum(1 for w in audited if w.received < quiet_start)
+            quiet_audited = len(audited) - to_ready
             rss = peak_rss_mb(pid)
         finally:
             if profiler is not None and profiler.poll() is None:
