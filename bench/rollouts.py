@@ -36,7 +36,8 @@ from tests.support.kube import Kubectl  # noqa: E402
 from tests.support.models import model  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
 
-KUBECONFIG = ROOT / ".cluster" / "kubeconfig"
+# `make` exports the checkout's own; a helper's worktree points it at the shared cluster.
+KUBECONFIG = Path(os.environ.get("KUBECONFIG", ROOT / ".cluster" / "kubeconfig"))
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
 RESULTS = ROOT / "bench" / "results" / "rollouts.md"
 INTERVAL = 2.0
@@ -134,11 +135,16 @@ def describe(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rollouts", type=int, default=20)
+    parser.add_argument("--namespace", default="bench-rollouts")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     kube = Kubectl(KUBECONFIG)
     kube.run("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    namespace = "bench-rollouts"
-    kube.run("delete", "namespace", namespace, "--ignore-not-found", "--wait=true")
+    namespace = args.namespace
+    kube.run(
+        "delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=300s",
+        timeout=330,
+    )  # fmt: skip
     kube.run("create", "namespace", namespace)
     k = kube.in_namespace(namespace)
     log = ROOT / "bench" / "results" / "operator-rollouts.log"
@@ -159,7 +165,7 @@ def main() -> int:
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} ({os.cpu_count()} "
         f"cores), local control plane, {args.rollouts} rollouts at once, stepInterval "
         f"{INTERVAL:g}s, status polled every 0.2 s (so figures carry up to ~0.3 s of polling). "
-        "Reproduce: `make bench`.",
+        f"Reproduce: `python bench/rollouts.py {' '.join(sys.argv[1:])}`.",
         "",
         "| measure | result |",
         "|---|---|",
@@ -170,7 +176,7 @@ def main() -> int:
         f"{len(rollbacks)} rollbacks | {describe(rollbacks)} |",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
+    args.results.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

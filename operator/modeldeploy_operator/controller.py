@@ -20,6 +20,7 @@ from typing import Any
 import kopf
 
 from modeldeploy_operator import kinds, naming
+from modeldeploy_operator.diffbase import NoDiffBase
 from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_credentials
 from modeldeploy_operator.peering import is_active, own_identity
@@ -110,6 +111,8 @@ class Controller:
         s.posting.level = logging.INFO
         s.networking.request_timeout = 60
         s.peering.lifetime = self.settings.peering_lifetime
+        # Only on.event handlers here: kopf's per-event copy of every body is never diffed.
+        s.persistence.diffbase_storage = NoDiffBase()
         for kind in SELECTED_KINDS:
             s.watching.label_selectors[kind.group, kind.version, kind.plural] = (
                 naming.MANAGED_SELECTOR

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,7 @@ class Write:
     name: str
     subresource: str
     user_agent: str
+    received: datetime  # when the apiserver received the request
 
 
 class AuditLog:
@@ -64,6 +66,7 @@ class AuditLog:
                             ref.get("name", ""),
                             ref.get("subresource", ""),
                             agent,
+                            datetime.fromisoformat(event["requestReceivedTimestamp"]),
                         )
                     )
         return writes
