@@ -248,11 +248,8 @@ class Controller:
         would re-create them) and on every resync, so that an update the watches missed or a
         stale write answer can never stay in the view. The keys whose bodies changed."""
         assert self._client is not None and self._reconciler is not None
-        # Exact names are listed one by one; patterns (kopf accepts globs such as `team-*`)
-        # need a cluster-wide list filtered here, like kopf's own watches.
         patterns = self.settings.namespaces
-        exact = patterns and not any(set("*?[") & set(p) for p in patterns)
-        scopes: tuple[str | None, ...] = patterns if exact else (None,)
+        scopes = self.settings.list_scopes
 
         def wanted(body: dict[str, Any]) -> bool:
             namespace = body["metadata"].get("namespace", "")

@@ -41,6 +41,14 @@ class OperatorSettings:
     def all_namespaces(self) -> bool:
         return not self.namespaces
 
+    @property
+    def list_scopes(self) -> tuple[str | None, ...]:
+        """Where to list: each namespace when they are exact names (a namespaced install's Roles
+        allow nothing at the cluster scope); the cluster (None) for every namespace, or for
+        patterns such as `team-*` (kopf accepts globs), whose matches are then filtered."""
+        exact = self.namespaces and not any(set("*?[") & set(p) for p in self.namespaces)
+        return self.namespaces if exact else (None,)
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"MODELDEPLOY_{name}", default)

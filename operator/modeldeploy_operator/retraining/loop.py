@@ -129,7 +129,9 @@ class RetrainingLoop:
         return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
 
     async def _list(self, kind: kinds.Kind, selector: str | None = None) -> list[Manifest]:
-        items = await self._client.list(kind, None, selector)
+        items: list[Manifest] = []
+        for scope in self._settings.list_scopes:
+            items += await self._client.list(kind, scope, selector)
         return [item for item in items if self._wanted(item)]
 
     async def pass_once(self) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import copy
 from typing import Any, cast
 
+import pytest
 from modeldeploy_operator.api.retraining import RunPhase
 from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kube import KubeClient
@@ -82,8 +83,12 @@ class RecordingKube:
         self.applied: list[dict[str, Any]] = []
         self.patched: list[tuple[str, str, dict[str, Any]]] = []
         self.events: list[tuple[str, str, bool]] = []
+        self.scopes: set[str | None] = set()
 
-    async def list(self, kind: Kind, *_: Any, **__: Any) -> list[dict[str, Any]]:
+    async def list(
+        self, kind: Kind, namespace: str | None = None, *_: Any, **__: Any
+    ) -> list[dict[str, Any]]:
+        self.scopes.add(namespace)
         return copy.deepcopy(self.objects.get(kind.kind, []))
 
     async def apply(self, manifest: dict[str, Any]) -> None:
@@ -120,8 +125,14 @@ def evaluator_objects(run_name: str) -> dict[str, list[dict[str, Any]]]:
     return {"Job": [job_body], "Pod": [evaluator]}
 
 
-async def one_pass(kube: RecordingKube, prometheus_url: str = "http://127.0.0.1:1") -> None:
-    settings = OperatorSettings(server_image=EVALUATOR_IMAGE, prometheus_url=prometheus_url)
+async def one_pass(
+    kube: RecordingKube,
+    prometheus_url: str = "http://127.0.0.1:1",
+    namespaces: tuple[str, ...] = (),
+) -> None:
+    settings = OperatorSettings(
+        server_image=EVALUATOR_IMAGE, prometheus_url=prometheus_url, namespaces=namespaces
+    )
     loop = RetrainingLoop(cast(KubeClient, kube), settings)
     try:
         await loop.pass_once()
@@ -198,3 +209,19 @@ async def _nothing_changed() -> None:
         kube = RecordingKube({"RetrainingPolicy": [body], "ModelDeployment": [md]})
         await one_pass(kube, prometheus.url)
     assert kube.patched == [] and kube.applied == [] and kube.events == []
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "scopes"),
+    [((), {None}), (("models", "staging"), {"models", "staging"}), (("team-*",), {None})],
+)
+def test_an_operator_limited_to_namespaces_lists_only_in_them(
+    namespaces: tuple[str, ...], scopes: set[str | None]
+) -> None:
+    """The chart's namespaced install grants Roles in the watched namespaces only: a list at
+    the cluster scope is refused (403 on every pass). Patterns need the cluster scope, as for
+    the controller's own lists."""
+    body = policy().model_dump(mode="json", by_alias=True, exclude_none=True)
+    kube = RecordingKube({"RetrainingPolicy": [body]})
+    asyncio.run(one_pass(kube, namespaces=namespaces))
+    assert kube.scopes == scopes
