@@ -295,6 +295,8 @@ def test_the_chart_crds_directory_holds_the_crds(helm: Helm) -> None:
             names.add(doc["metadata"]["name"])
     assert names == {
         "modeldeployments.modeldeploy.dev",
+        "retrainingpolicies.modeldeploy.dev",
+        "retrainingruns.modeldeploy.dev",
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     }
