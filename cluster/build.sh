@@ -41,12 +41,14 @@ PROMETHEUS_MODULE_VERSION=$(pinned prometheus github.com/prometheus/prometheus)
 PROMETHEUS_VERSION=$(awk -F. '{printf "%d.%d.%s", int($2 / 100), $2 % 100, $3}' <<<"$PROMETHEUS_MODULE_VERSION")
 COREDNS_VERSION=$(pinned coredns github.com/coredns/coredns)
 METRICS_SERVER_VERSION=$(pinned metrics-server sigs.k8s.io/metrics-server)
+KEDA_VERSION=$(pinned keda github.com/kedacore/keda/v2)
 
 TRAEFIK_BIN=$CACHE/traefik/$TRAEFIK_VERSION/bin
 PROMETHEUS_OPERATOR_BIN=$CACHE/prometheus-operator/$PROMETHEUS_OPERATOR_VERSION/bin
 PROMETHEUS_BIN=$CACHE/prometheus/$PROMETHEUS_MODULE_VERSION/bin
 COREDNS_BIN=$CACHE/coredns/$COREDNS_VERSION/bin
 METRICS_SERVER_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION/bin
+KEDA_BIN=$CACHE/keda/$KEDA_VERSION/bin
 # Only Kubernetes service discovery: the others pull in every cloud SDK for nothing.
 PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
 
@@ -74,6 +76,9 @@ COREDNS_VERSION=$COREDNS_VERSION
 COREDNS=$COREDNS_BIN/coredns
 METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
 METRICS_SERVER=$METRICS_SERVER_BIN/metrics-server
+KEDA_VERSION=$KEDA_VERSION
+KEDA_OPERATOR=$KEDA_BIN/operator
+KEDA_ADAPTER=$KEDA_BIN/adapter
 PATHS
 }
 
@@ -155,6 +160,7 @@ prometheus-operator - $PROMETHEUS_OPERATOR_BIN/operator github.com/prometheus-op
 prometheus $PROMETHEUS_TAGS $PROMETHEUS_BIN/prometheus github.com/prometheus/prometheus/cmd/prometheus
 coredns - $COREDNS_BIN/coredns modeldeploy.dev/cluster/coredns
 metrics-server - $METRICS_SERVER_BIN/metrics-server sigs.k8s.io/metrics-server/cmd/metrics-server
+keda - $KEDA_BIN/operator github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter
 MODULES
   wait
 }
@@ -181,6 +187,12 @@ build_platform() {
   CGO_ENABLED=0 build metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_BIN" metrics-server \
     "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
     sigs.k8s.io/metrics-server/cmd/metrics-server
+  # KEDA: the operator scales a version between zero and one pod, the adapter serves the external
+  # metrics API its HorizontalPodAutoscaler reads from one pod up. Static, like KEDA's release
+  # images (FROM scratch here too).
+  CGO_ENABLED=0 build keda "$KEDA_VERSION" "$KEDA_BIN" keda \
+    "-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v} -X github.com/kedacore/keda/v2/version.GitCommit=release" \
+    github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter
 }
 
 case ${1:-all} in

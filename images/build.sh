@@ -10,7 +10,8 @@
 # How:
 # - the base is Debian bookworm made from Debian packages by mmdebstrap (Python, venv, CA
 #   certificates; no apt, no docs) and imported into a podman store of the project's own. It
-#   stands in for the Dockerfiles' `python:*-slim-bookworm` (no registry is reachable to pull it);
+#   stands in for the Dockerfiles' `python:*-slim-bookworm` (no registry is reachable to pull it).
+#   The build stages get a second base, the same plus binutils (strip), which the runtime lacks;
 # - buildah builds each Dockerfile on it, with the host network and the host's CA bundle (pip
 #   reaches PyPI the way the host does) and explicit ulimits (buildah's defaults need
 #   CAP_SYS_RESOURCE, which a VM like this one lacks);
@@ -41,6 +42,9 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 # libstdc++6: numpy's and scipy's wheels link it (manylinux counts it as part of the system).
 DEBIAN_SUITE=bookworm
 BASE_PACKAGES=python3,python3-venv,python-is-python3,ca-certificates,libstdc++6
+# The base of the Dockerfiles' build stages (buildah's --from): the same plus what they build with
+# and the runtime never needs (strip).
+BUILD_BASE_PACKAGES=$BASE_PACKAGES,binutils
 BASE_SOURCES=(
   "deb http://deb.debian.org/debian $DEBIAN_SUITE main"
   "deb http://deb.debian.org/debian $DEBIAN_SUITE-updates main"
@@ -71,11 +75,22 @@ drop_older() {
     xargs -r podman --root "$STORE/root" --runroot "$STORE/run" rmi >/dev/null 2>&1 || true
 }
 
+# base_packages runtime|build: the Debian packages of that base.
+base_packages() {
+  case $1 in
+    runtime) echo "$BASE_PACKAGES" ;;
+    build) echo "$BUILD_BASE_PACKAGES" ;;
+    *) die "no base named $1" ;;
+  esac
+}
+
+# base_ref runtime|build
 base_ref() {
-  local recipe
-  recipe=$(printf '%s\n' "$DEBIAN_SUITE" "$BASE_PACKAGES" "${BASE_SOURCES[@]}" \
+  local recipe repository=localhost/modeldeploy-base
+  [[ $1 == build ]] && repository=localhost/modeldeploy-build-base
+  recipe=$(printf '%s\n' "$DEBIAN_SUITE" "$(base_packages "$1")" "${BASE_SOURCES[@]}" \
     "${BASE_EXCLUDES[@]}" "${BASE_CHANGES[@]}" "$BASE_HOOK" "${BASE_REMOVED[@]}")
-  echo "localhost/modeldeploy-base:$DEBIAN_SUITE-$(short_hash <<<"$recipe")"
+  echo "$repository:$DEBIAN_SUITE-$(short_hash <<<"$recipe")"
 }
 
 # The build context of an image: the files its .dockerignore admits (`!PATH` and `!DIR/**`).
@@ -92,7 +107,7 @@ context_files() {
 }
 
 build_args() {
-  echo "PYTHON_IMAGE=$(base_ref)"
+  echo "PYTHON_IMAGE=$(base_ref runtime)"
   [[ $1 == server ]] && echo "EXTRAS=$SERVER_EXTRAS"
   return 0
 }
@@ -102,6 +117,7 @@ image_ref() {
   [[ -f $ROOT/images/$name.Dockerfile ]] || die "no image named $name (images/$name.Dockerfile)"
   key=$({
     build_args "$name"
+    base_ref build
     sha256sum "$ROOT/images/$name.Dockerfile" | cut -d' ' -f1
     context_files "$name" | (cd "$ROOT" && xargs -d '\n' sha256sum)
   } | short_hash)
@@ -119,16 +135,17 @@ preflight() {
   "$ROOT/cluster/apt-install.sh" mmdebstrap podman buildah || die "cannot install mmdebstrap, podman and buildah"
 }
 
+# build_base runtime|build
 build_base() {
   local ref
-  ref=$(base_ref)
+  ref=$(base_ref "$1")
   podman_ image exists "$ref" && return 0
-  local tarball=$CACHE/base-partial.tar log=$LOG_DIR/image-base.log start=$SECONDS opts=() dir change
-  echo "building the Debian $DEBIAN_SUITE base image $ref — first run only, about 2 minutes (log: $log)"
+  local tarball=$CACHE/base-$1-partial.tar log=$LOG_DIR/image-base-$1.log start=$SECONDS opts=() dir change
+  echo "building the Debian $DEBIAN_SUITE $1 base image $ref — first run only, about 2 minutes (log: $log)"
   for dir in "${BASE_EXCLUDES[@]}"; do opts+=("--dpkgopt=path-exclude=$dir/*"); done
   local removed
   printf -v removed ' "$1"%s' "${BASE_REMOVED[@]}"
-  nice mmdebstrap --variant=essential --include="$BASE_PACKAGES" --hook-dir="$BASE_HOOK" "${opts[@]}" \
+  nice mmdebstrap --variant=essential --include="$(base_packages "$1")" --hook-dir="$BASE_HOOK" "${opts[@]}" \
     --customize-hook="rm -rf$removed" \
     "$DEBIAN_SUITE" "$tarball" "${BASE_SOURCES[@]}" >"$log" 2>&1 ||
     die "mmdebstrap failed: $(tail -1 "$log") (full log: $log)"
@@ -138,7 +155,7 @@ build_base() {
     die "podman import failed (log: $log)"
   rm -f "$tarball"
   drop_older "$ref"
-  echo "built the base image in $((SECONDS - start))s"
+  echo "built the $1 base image in $((SECONDS - start))s"
 }
 
 build_image() {
@@ -155,7 +172,7 @@ build_image() {
     while read -r arg; do args+=(--build-arg "$arg"); done < <(build_args "$name")
     # --layers=false: the whole image is the cache unit; no intermediate layers to keep.
     # nproc/nofile: buildah's defaults (and raising them) need CAP_SYS_RESOURCE.
-    (cd "$ROOT" && buildah_ bud --layers=false --network host \
+    (cd "$ROOT" && buildah_ bud --layers=false --network host --from "$(base_ref build)" \
       --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 \
       --volume "$CA_BUNDLE:$CA_BUNDLE:ro" \
       --ignorefile "images/$name.Dockerfile.dockerignore" \
@@ -192,7 +209,12 @@ case ${1:-all} in
   all)
     preflight
     mkdir -p "$STORE" "$LOAD_DIR" "$LOG_DIR"
-    build_base
+    # Both at once: mostly downloads and unpacking.
+    build_base runtime &
+    runtime_pid=$!
+    build_base build &
+    build_pid=$!
+    wait "$runtime_pid" && wait "$build_pid" || die "building the base images failed"
     build_image server
     build_image operator
     ;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stops the platform's host processes (cluster/down.sh runs it before it removes the cluster).
 #
-#   cluster/platform/down.sh          stop Traefik and the Prometheus Operator
+#   cluster/platform/down.sh          stop Traefik, the Prometheus Operator and KEDA's operator
 #   cluster/platform/down.sh all      also delete every object cluster/platform/up.sh created,
 #                                     for a cluster that keeps running
 set -euo pipefail
@@ -14,8 +14,10 @@ case ${1:-processes} in
   processes)
     stop traefik
     stop prometheus-operator
+    stop keda-operator
     ;;
   all)
+    "$ROOT/cluster/platform/keda.sh" down
     "$ROOT/cluster/platform/metrics-server.sh" down
     "$ROOT/cluster/platform/dns.sh" down
     "$ROOT/cluster/platform/monitoring.sh" down

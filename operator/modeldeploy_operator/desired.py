@@ -64,7 +64,10 @@ def desired_state(
 ) -> DesiredState:
     split = traffic_split(md, plan)
     zero = scale_to_zero(md, keda_available=capabilities.serves(kinds.SCALED_OBJECT))
-    scaler = select_scaler(zero, capabilities.prometheus_url)
+    analysis = md.spec.rollout.analysis
+    # The Prometheus the analysis reads holds the version's request counter KEDA scales on.
+    prometheus = (analysis.prometheus_url if analysis else None) or capabilities.prometheus_url
+    scaler = select_scaler(zero, prometheus)
     monitoring, monitoring_status = desired_monitoring(
         md,
         service_monitor_available=capabilities.serves(kinds.POD_MONITOR),

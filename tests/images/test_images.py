@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -155,3 +156,58 @@ def test_the_operator_image_has_no_scikit_learn_and_the_server_no_kopf() -> None
     assert "scikit-learn" not in _requirements("operator")
     assert "numpy" not in _requirements("operator")
     assert "kopf" not in _requirements("serve")
+
+
+def _build_arg(image: str, name: str) -> list[str]:
+    """The words of a build argument's default (ARG NAME="a b c")."""
+    args = dict(rest.split("=", 1) for word, rest in instructions(dockerfile(image))
+                if word == "ARG" and "=" in rest)  # fmt: skip
+    return args[name].strip('"').split()
+
+
+# Runs in a fresh interpreter: starts what the server image starts, and loads a model in skops'
+# format (which imports skops), then prints every top-level module it imported.
+_SERVER_START = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import skops.io
+from sklearn.linear_model import LogisticRegression
+
+from modeldeploy_serving.model import ServedModel
+
+for module in sys.argv[2:]:
+    __import__(module)
+model_dir = Path(sys.argv[1])
+skops.io.dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), model_dir / "model.skops")
+ServedModel.load(model_dir).predict(np.array([[0.5]]))
+print("\\n".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_the_packages_the_server_image_drops_are_never_imported(tmp_path: Path) -> None:
+    unimported = _build_arg("server", "UNIMPORTED")
+    assert unimported
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _SERVER_START,
+            str(tmp_path),
+            *_build_arg("server", "STARTUP_MODULES"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    imported = set(started.stdout.split())
+    assert "skops" in imported and "modeldeploy_serving" in imported
+    distributions = importlib.metadata.packages_distributions()
+    dropped = {
+        module
+        for module, owners in distributions.items()
+        if {_normalized(owner) for owner in owners} & {_normalized(name) for name in unimported}
+    }
+    assert dropped, f"none of {unimported} is installed here"
+    assert not imported & dropped, f"the server imports {sorted(imported & dropped)}"

@@ -24,12 +24,13 @@ by its traffic weight (`builders.hpa.replica_bounds`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Final
 
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment
-from modeldeploy_operator.builders.hpa import behavior, quantity, replica_bounds
+from modeldeploy_operator.builders.hpa import behavior, replica_bounds
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.plan import TrackPlan
 from modeldeploy_operator.monitoring import metrics as m
@@ -40,7 +41,9 @@ CRD: Final = kinds.SCALED_OBJECT.crd_name
 ANNOTATION_WAKE_QUERY: Final = "modeldeploy.dev/scale-from-zero-query"
 RATE_WINDOW: Final = "1m"
 POLLING_INTERVAL_SECONDS: Final = 15
-# How long a version must be idle before KEDA takes it from one pod to zero.
+# How long a version must be idle before KEDA takes it from one pod to zero; a new version serves
+# as long before it may go (KEDA's initialCooldownPeriod, 0 by default, takes a ScaledObject that
+# was never active to zero at once: a new model would never become Ready).
 COOLDOWN_SECONDS: Final = 300
 REASON_UNAVAILABLE: Final = "ScaleToZeroUnavailable"
 REASON_NO_WAKE_QUERY: Final = "ScaleToZeroWithoutWakeQuery"
@@ -91,6 +94,12 @@ def scale_to_zero(md: ModelDeployment, *, keda_available: bool) -> ScaleToZero:
     return ScaleToZero(requested=True, use_keda=True)
 
 
+def _keda_number(value: float) -> str:
+    """A trigger's number as KEDA reads it: JSON (scalersconfig.setConfigValueHelper), so never
+    a Kubernetes quantity such as "12500m", which fails the ScaledObject."""
+    return json.dumps(float(value))
+
+
 def _prometheus_trigger(server: str, query: str, target: str) -> dict[str, Any]:
     return {
         "type": "prometheus",
@@ -128,7 +137,7 @@ def desired_scaled_object(
     low, high = replica_bounds(autoscaling, plan)
     if plan.track == "stable" and autoscaling.min_replicas == 0:
         low = 0
-    rps = quantity(autoscaling.target_requests_per_second)
+    rps = _keda_number(autoscaling.target_requests_per_second)
     requests = m.selector(m.REQUESTS_TOTAL, m.version_scope(namespace, name, version))
     triggers = [_prometheus_trigger(prometheus_url, f"sum(rate({requests}[{RATE_WINDOW}]))", rps)]
     wake = md.metadata.annotations.get(ANNOTATION_WAKE_QUERY, "").strip()
@@ -156,6 +165,7 @@ def desired_scaled_object(
             "maxReplicaCount": high,
             "pollingInterval": POLLING_INTERVAL_SECONDS,
             "cooldownPeriod": COOLDOWN_SECONDS,
+            "initialCooldownPeriod": COOLDOWN_SECONDS,
             "advanced": {
                 "horizontalPodAutoscalerConfig": {"behavior": behavior(autoscaling)},
             },

@@ -103,3 +103,21 @@ def test_scale_to_zero_with_keda_builds_scaled_objects_and_no_hpa() -> None:
     kinds = Counter(c["kind"] for c in without.children)
     assert kinds["ScaledObject"] == 0 and kinds["HorizontalPodAutoscaler"] == 1
     assert without.scale_to_zero.reason is not None
+
+
+def test_keda_queries_the_prometheus_the_analysis_names() -> None:
+    """docs/monitoring.md: the ScaledObject's Prometheus is spec.rollout.analysis.prometheusUrl,
+    else the operator's default (a real KEDA showed the default in place of the spec's)."""
+    autoscaling = {"minReplicas": 0, "maxReplicas": 3, "targetRequestsPerSecond": 5}
+    routing = Routing(split_by_service=True, canary_replicas=ReplicaRatioRouter().canary_replicas)
+    analysis = {"prometheusUrl": "http://10.96.0.99:9090", "successRate": {"min": 99}}
+    for rollout, expected in (
+        ({"analysis": analysis}, "http://10.96.0.99:9090"),
+        ({}, capabilities(EVERYTHING).prometheus_url),
+    ):
+        md = ModelDeployment.model_validate(md_body(autoscaling=autoscaling, rollout=rollout))
+        plan = plan_tracks(md, {}, NOW, routing)
+        state = desired_state(md, plan, ReplicaRatioRouter(), capabilities(EVERYTHING), CTX)
+        [scaled] = [c for c in state.children if c["kind"] == "ScaledObject"]
+        servers = {t["metadata"]["serverAddress"] for t in scaled["spec"]["triggers"]}
+        assert servers == {expected}

@@ -3,6 +3,7 @@ ScaledObject that replaces a version's HPA."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,6 @@ import pytest
 from modeldeploy_operator import naming
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.builders import TrackPlan, build_hpa
-from modeldeploy_operator.builders.hpa import quantity
 
 from tests.unit.operator.factories import UID, MakeMd
 from tests.unit.operator.monitoring.support import check_rules, needs_promtool
@@ -90,8 +90,20 @@ def test_stable_scales_to_zero_on_its_request_rate(make_md: MakeMd) -> None:
     assert meta["query"] == (
         'sum(rate(modeldeploy_requests_total{namespace="models",model="iris",version="1"}[1m]))'
     )
-    assert meta["threshold"] == quantity(12.5) == "12500m"
+    # KEDA reads a trigger's number as JSON (scalersconfig.setConfigValueHelper): a Kubernetes
+    # quantity such as "12500m" fails the ScaledObject ("unable to unmarshal to field type
+    # float64"), so the threshold is a plain decimal.
+    assert meta["threshold"] == "12.5"
     assert all(isinstance(value, str) for value in meta.values())
+
+
+@pytest.mark.parametrize("rps", [0.001, 0.5, 12.5, 50, 1_000_000])
+def test_thresholds_are_numbers_keda_parses(make_md: MakeMd, rps: float) -> None:
+    md = _with_wake_query(make_md(autoscaling={**TO_ZERO, "targetRequestsPerSecond": rps}))
+    for trigger in _scaled(md)["spec"]["triggers"]:
+        meta = trigger["metadata"]
+        assert json.loads(meta["threshold"]) == pytest.approx(rps)
+        assert json.loads(meta["activationThreshold"]) == 0
 
 
 def test_wake_query_is_a_second_trigger_of_the_stable_only(make_md: MakeMd) -> None:
@@ -153,6 +165,7 @@ SPEC_FIELDS = {
     "cooldownPeriod",
     "fallback",
     "idleReplicaCount",
+    "initialCooldownPeriod",
     "maxReplicaCount",
     "minReplicaCount",
     "pollingInterval",
@@ -182,3 +195,12 @@ def test_the_scale_down_window_is_the_specs(make_md: MakeMd) -> None:
     md = _with_wake_query(make_md(autoscaling={**TO_ZERO, "scaleDownStabilization": "45s"}))
     behavior = _scaled(md)["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 45
+
+
+def test_a_new_version_serves_for_a_cooldown_before_it_may_go_to_zero(make_md: MakeMd) -> None:
+    """KEDA scales a ScaledObject that was never active to zero once its initialCooldownPeriod
+    has passed since its creation, 0 s by default: a new model went to zero pods at once and
+    never became Ready."""
+    spec = _scaled(_with_wake_query(make_md(autoscaling=TO_ZERO)))["spec"]
+    assert spec["minReplicaCount"] == 0
+    assert spec["initialCooldownPeriod"] == spec["cooldownPeriod"] == keda.COOLDOWN_SECONDS
