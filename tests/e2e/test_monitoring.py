@@ -80,8 +80,8 @@ def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterato
             )
 
         eventually(served, timeout=30, what="PodMonitor and PrometheusRule served")
-        if not operator.running:
-            operator.start()
+        # Exited, or (seen once) alive with kopf's watchers ended: restarted either way.
+        operator.restart()
 
 
 def test_without_the_crds_models_serve_and_status_says_so(

@@ -41,12 +41,15 @@ def _keda(kube: Kubectl, action: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def with_keda(kube: Kubectl) -> Iterator[None]:
+def with_keda(kube: Kubectl, operator: OperatorProcess) -> Iterator[None]:
     _keda(kube, "up")
     try:
         yield
     finally:
         _keda(kube, "down")
+        # A removed CRD the operator watches ends kopf's watchers (docs/operator.md: crash-only,
+        # Kubernetes restarts it): the session's operator is restarted for the tests after this.
+        operator.restart()
 
 
 @pytest.fixture(scope="module")
