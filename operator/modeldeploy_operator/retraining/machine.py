@@ -190,6 +190,13 @@ def _evaluating(run: RetrainingRun, seen: RunObservation, now: datetime) -> RunP
         if job.output is None:
             raise EvaluationUnreadable("the evaluator left no result")
         evaluation = parse_evaluation(job.output)
+        asked = (evaluation.candidate.version, evaluation.champion.version)
+        if asked != (candidate, champion):
+            # The evaluator image may be the user's: judge only the versions it was asked for.
+            raise EvaluationUnreadable(
+                f"it scored versions {asked[0]} and {asked[1]}, not candidate {candidate} "
+                f"and champion {champion}"
+            )
     except EvaluationUnreadable as err:
         # Nothing to judge: not a verdict on the candidate, and no promotion either.
         message = f"the evaluator Job {job.state.value.lower()} without a result: {err}"

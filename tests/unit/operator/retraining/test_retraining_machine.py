@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 from modeldeploy_operator.api.retraining import RetrainingRun, RunPhase
 from modeldeploy_operator.retraining.jobs import (
     LABEL_RUN,
@@ -135,6 +138,23 @@ def test_an_evaluation_without_a_metric_fails_closed() -> None:
     seen = RunObservation(evaluation=JobObservation(JobState.SUCCEEDED, output=output))
     plan = plan_run(evaluating(), seen, NOW)
     assert plan.status.phase == RunPhase.GATE_FAILED and plan.move_alias_to is None
+
+
+@pytest.mark.parametrize("scored", [{"candidate": "3"}, {"champion": "7"}])
+def test_scores_of_other_versions_than_asked_fail_the_run_without_promoting(
+    scored: dict[str, str],
+) -> None:
+    """The evaluator image is the user's to choose: its result must be for the very versions the
+    operator asked it to score, or nothing is judged."""
+    document = json.loads(GOOD)
+    for role, version in scored.items():
+        document[role]["version"] = version
+    seen = RunObservation(
+        evaluation=JobObservation(JobState.SUCCEEDED, output=json.dumps(document))
+    )
+    plan = plan_run(evaluating(), seen, NOW)
+    assert plan.status.phase == RunPhase.FAILED and plan.status.reason == "EvaluationFailed"
+    assert plan.move_alias_to is None
 
 
 def test_a_crashed_evaluator_fails_the_run_without_promoting() -> None:
