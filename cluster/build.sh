@@ -6,7 +6,7 @@
 # their Kubernetes library versions differ).
 #
 #   cluster/build.sh all            build everything that is missing
-#   cluster/build.sh platform       build only the platform components (build_platform)
+#   cluster/build.sh platform       build only the platform components (PLATFORM)
 #   cluster/build.sh paths          print NAME=PATH lines for every binary (builds nothing)
 set -euo pipefail
 
@@ -51,6 +51,7 @@ METRICS_SERVER_BIN=$CACHE/metrics-server/$METRICS_SERVER_VERSION/bin
 KEDA_BIN=$CACHE/keda/$KEDA_VERSION/bin
 # Only Kubernetes service discovery: the others pull in every cloud SDK for nothing.
 PROMETHEUS_TAGS=remove_all_sd,enable_kubernetes_sd
+PROMETHEUS_COMMON=github.com/prometheus/common/version
 
 print_paths() {
   cat <<PATHS
@@ -93,7 +94,7 @@ build() {
   local missing=0 pkg
   for pkg in "$@"; do [[ -x $out/$(basename "$pkg") ]] || missing=1; done
   ((missing)) || return 0
-  ((PREFLIGHT_DONE)) || { preflight; PREFLIGHT_DONE=1; }
+  preflight
   mkdir -p "$out" "$LOG_DIR"
   local log=$LOG_DIR/$name-$version.log start=$SECONDS
   echo "building $name $version — first run only, this takes a few minutes (log: $log)"
@@ -114,33 +115,71 @@ build() {
   echo "built $name $version in $((SECONDS - start))s"
 }
 
-build_all() {
-  PREFLIGHT_DONE=0
-  # Module downloads are network-bound (about 5 minutes cold for the platform): they run while
-  # the control plane compiles.
-  prefetch_platform &
+# How many component builds run at once. Each `go build` already compiles packages on every
+# core; a second one fills the single-threaded link steps and module downloads of the first
+# (measured cold: see the #11 note, docs/development.md).
+BUILD_JOBS=${MODELDEPLOY_BUILD_JOBS:-2}
+
+# Runs the build_* functions given, at most BUILD_JOBS at once, in the order given (longest
+# first, so the last to finish starts early); fails after all have ended if any failed.
+run_builds() {
+  local -A name_of=()
+  local -a active=()
+  local name pid finished failed=0
+  reap() {
+    finished=
+    wait -n -p finished "${active[@]}" || { echo "modeldeploy cluster: ${name_of[$finished]} did not build" >&2; failed=1; }
+    for pid in "${!active[@]}"; do [[ ${active[$pid]} == "$finished" ]] && unset 'active[pid]'; done
+    active=("${active[@]}")
+  }
+  for name in "$@"; do
+    while ((${#active[@]} >= BUILD_JOBS)); do reap; done
+    "build_$name" &
+    name_of[$!]=$name
+    active+=($!)
+  done
+  while ((${#active[@]})); do reap; done
+  ((failed == 0))
+}
+
+build_kubernetes() {
   local v=k8s.io/component-base/version minor=${KUBE_VERSION#v1.}
   minor=${minor%%.*}
   # Stamp the version the way release builds do; unstamped builds report v0.0.0-master, which
   # clients and version skew checks reject.
   local kube_ldflags="-s -w -X $v.gitVersion=$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
-  build kubernetes "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
-  if ! command -v kubectl >/dev/null; then
-    build kubectl "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" k8s.io/kubernetes/cmd/kubectl
-  fi
+  local -a packages=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  command -v kubectl >/dev/null || packages+=(k8s.io/kubernetes/cmd/kubectl)
+  build kubernetes "$KUBE_VERSION" "$KUBE_BIN" kubernetes "$kube_ldflags" "${packages[@]}"
+}
+
+build_etcd() {
   # etcd's main package is the module root go.etcd.io/etcd/server/v3, so `go build` names the
   # binary after its last element before the major version: "server".
-  if [[ ! -x $ETCD_BIN/etcd ]]; then
-    build etcd "$ETCD_VERSION" "$ETCD_BIN" etcd "-s -w" go.etcd.io/etcd/server/v3
-    mv "$ETCD_BIN/server" "$ETCD_BIN/etcd"
-  fi
+  [[ -x $ETCD_BIN/etcd ]] && return 0
+  build etcd "$ETCD_VERSION" "$ETCD_BIN" etcd "-s -w" go.etcd.io/etcd/server/v3
+  mv "$ETCD_BIN/server" "$ETCD_BIN/etcd"
+}
+
+build_kwok() {
   build kwok "$KWOK_VERSION" "$KWOK_BIN" kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" \
     sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
+}
+
+build_helm() {
   build helm "$HELM_VERSION" "$HELM_BIN" helm "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
     helm.sh/helm/v3/cmd/helm
-  build_platform
+}
+
+# Longest first: Kubernetes and KEDA take the longest cold.
+PLATFORM=(keda traefik prometheus prometheus_operator metrics_server coredns)
+
+build_all() {
+  # Module downloads are network-bound (about 5 minutes cold for the platform): they run while
+  # the control plane compiles.
+  prefetch_platform &
+  run_builds kubernetes keda traefik kwok prometheus helm prometheus_operator metrics_server etcd coredns
   wait
 }
 
@@ -166,30 +205,44 @@ MODULES
 }
 
 # The platform components a production cluster runs next to the model deployments.
-build_platform() {
-  local common=github.com/prometheus/common/version
+build_traefik() {
   build traefik "$TRAEFIK_VERSION" "$TRAEFIK_BIN" traefik \
     "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
     github.com/traefik/traefik/v3/cmd/traefik
-  # Static binaries (no cgo) for the ones that run in FROM scratch images (cluster/platform/images.sh).
+}
+
+# Static binaries (no cgo) for the ones that run in FROM scratch images (cluster/platform/images.sh).
+build_prometheus_operator() {
   CGO_ENABLED=0 build prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" "$PROMETHEUS_OPERATOR_BIN" prometheus-operator \
-    "-s -w -X $common.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $common.Branch=release" \
+    "-s -w -X $PROMETHEUS_COMMON.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $PROMETHEUS_COMMON.Branch=release" \
     github.com/prometheus-operator/prometheus-operator/cmd/operator \
     github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader
-  # The web UI's assets are not in the module (they are built with npm), so its pages fail;
-  # the HTTP API, which the operator, the analysis and the tests use, is complete.
+}
+
+# The web UI's assets are not in the module (they are built with npm), so its pages fail; the
+# HTTP API, which the operator, the analysis and the tests use, is complete.
+build_prometheus() {
   CGO_ENABLED=0 GOFLAGS=-tags=$PROMETHEUS_TAGS \
     build prometheus "$PROMETHEUS_MODULE_VERSION" "$PROMETHEUS_BIN" prometheus \
-    "-s -w -X $common.Version=$PROMETHEUS_VERSION -X $common.Branch=release" \
+    "-s -w -X $PROMETHEUS_COMMON.Version=$PROMETHEUS_VERSION -X $PROMETHEUS_COMMON.Branch=release" \
     github.com/prometheus/prometheus/cmd/prometheus
-  # Our own main package (cluster/modules/coredns/main.go) with the cluster DNS plugins only.
+}
+
+# Our own main package (cluster/modules/coredns/main.go) with the cluster DNS plugins only.
+build_coredns() {
   CGO_ENABLED=0 build coredns "$COREDNS_VERSION" "$COREDNS_BIN" coredns "-s -w" modeldeploy.dev/cluster/coredns
+}
+
+build_metrics_server() {
   CGO_ENABLED=0 build metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_BIN" metrics-server \
     "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
     sigs.k8s.io/metrics-server/cmd/metrics-server
-  # KEDA: the operator scales a version between zero and one pod, the adapter serves the external
-  # metrics API its HorizontalPodAutoscaler reads from one pod up. Static, like KEDA's release
-  # images (FROM scratch here too).
+}
+
+# KEDA: the operator scales a version between zero and one pod, the adapter serves the external
+# metrics API its HorizontalPodAutoscaler reads from one pod up. Static, like KEDA's release
+# images (FROM scratch here too).
+build_keda() {
   CGO_ENABLED=0 build keda "$KEDA_VERSION" "$KEDA_BIN" keda \
     "-s -w -X github.com/kedacore/keda/v2/version.Version=${KEDA_VERSION#v} -X github.com/kedacore/keda/v2/version.GitCommit=release" \
     github.com/kedacore/keda/v2/cmd/operator github.com/kedacore/keda/v2/cmd/adapter
@@ -198,6 +251,6 @@ build_platform() {
 case ${1:-all} in
   all) build_all ;;
   paths) print_paths ;;
-  platform) PREFLIGHT_DONE=0; build_platform ;;
+  platform) run_builds "${PLATFORM[@]}" ;;
   *) die "usage: cluster/build.sh [all|platform|paths]" ;;
 esac
