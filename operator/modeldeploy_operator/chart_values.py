@@ -145,6 +145,37 @@ class Metrics(ValuesModel):
     )
 
 
+class TokenSecret(ValuesModel):
+    name: str = Field(
+        default="",
+        description="Secret (release namespace) holding the bearer token Alertmanager sends.",
+        pattern=rf"({DNS_SUBDOMAIN_PATTERN})|^$",
+        max_length=253,
+    )
+    key: str = Field(
+        default="token", description="The Secret's key holding the token.", min_length=1
+    )
+
+
+class AlertmanagerReceiver(ValuesModel):
+    """The webhook receiver for RetrainingPolicies' alertmanager triggers (POST /alertmanager
+    on its own port and Service). Every replica serves it; a standby answers 503 and
+    Alertmanager retries, reaching the leader."""
+
+    enabled: bool = Field(default=False, description="Serve the receiver.")
+    port: int = Field(
+        default=_DEFAULTS.alertmanager_port,
+        description="Container and Service port of the receiver (1024 or above).",
+        ge=1024,
+        le=65535,
+    )
+    token_secret: TokenSecret = Field(
+        default_factory=TokenSecret,
+        description="The Secret holding the bearer token (required when enabled); mounted as a "
+        "file the operator re-reads on every request, so rotating it needs no restart.",
+    )
+
+
 class Peering(ValuesModel):
     """kopf peering: replicas exchange keep-alives through a peering object and only the one
     with the highest priority reconciles. Always on when replicaCount > 1."""
@@ -283,6 +314,9 @@ class Values(ValuesModel):
     )
     metrics: Metrics = Field(default_factory=Metrics, description=Metrics.__doc__)
     peering: Peering = Field(default_factory=Peering, description=Peering.__doc__)
+    alertmanager_receiver: AlertmanagerReceiver = Field(
+        default_factory=AlertmanagerReceiver, description=AlertmanagerReceiver.__doc__
+    )
     service_account: ServiceAccount = Field(
         default_factory=ServiceAccount, description="The operator's ServiceAccount."
     )

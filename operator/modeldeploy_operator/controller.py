@@ -25,7 +25,9 @@ from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_credentials
 from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
+from modeldeploy_operator.retraining.alerts import Alert
 from modeldeploy_operator.retraining.loop import RetrainingLoop
+from modeldeploy_operator.retraining.receiver import NotLeading
 from modeldeploy_operator.settings import OperatorSettings
 from modeldeploy_operator.telemetry import LEADING, MANAGED_OBJECTS, QUEUE_DEPTH
 from modeldeploy_operator.view import ClusterView, Key, owner_key
@@ -84,6 +86,7 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: KubeClient | None = None
         self._reconciler: Reconciler | None = None
+        self._retraining: RetrainingLoop | None = None
         self._started = False
         # One rediscovery at a time; an event during it asks for one more round.
         self._rediscovery: asyncio.Task[None] | None = None
@@ -236,11 +239,19 @@ class Controller:
                 asyncio.create_task(self.queue.run_worker(self._process), name=f"worker-{i}")
             )
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
-        retraining = RetrainingLoop(self._client, self.settings)
-        self._tasks.append(asyncio.create_task(retraining.run(self._active), name="retraining"))
+        self._retraining = RetrainingLoop(self._client, self.settings)
+        self._tasks.append(
+            asyncio.create_task(self._retraining.run(self._active), name="retraining")
+        )
         if self.settings.peering is not None:
             self._tasks.append(asyncio.create_task(self._follow_peering(), name="peering"))
         self._started = True
+
+    async def deliver_alerts(self, alerts: list[Alert]) -> None:
+        """Alertmanager's alerts, for the retraining loop (the webhook receiver's Deliver)."""
+        if self._retraining is None:
+            raise NotLeading
+        await self._retraining.deliver(alerts)
 
     async def _relist(self) -> set[Key]:
         """Make the view agree with the API: list every ModelDeployment, child and pod in scope.

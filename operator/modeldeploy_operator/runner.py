@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import signal
+from pathlib import Path
 from typing import Any, cast
 
 import kopf
@@ -13,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modeldeploy_operator.controller import Controller
+from modeldeploy_operator.retraining.receiver import receiver_app
 from modeldeploy_operator.settings import OperatorSettings
 
 log = logging.getLogger("modeldeploy")
@@ -66,6 +68,17 @@ async def serve_observability(controller: Controller, port: int) -> web.AppRunne
     return runner
 
 
+async def serve_alert_receiver(
+    controller: Controller, token_file: Path, port: int
+) -> web.AppRunner:
+    """Alertmanager's webhook receiver, on its own port: the one endpoint to expose to
+    Alertmanager (a Service of its own), apart from /metrics."""
+    runner = web.AppRunner(receiver_app(controller.deliver_alerts, token_file), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
 async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> bool:
     """Runs until kopf stops: on SIGTERM/SIGINT, or when it gives up (a watched CRD removed
     mid-watch ends its watchers); the process then exits and Kubernetes restarts it, which costs
@@ -74,6 +87,13 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> bool:
     observability = (
         await serve_observability(controller, settings.metrics_port)
         if settings.metrics_port
+        else None
+    )
+    receiver = (
+        await serve_alert_receiver(
+            controller, settings.alertmanager_token_file, settings.alertmanager_port
+        )
+        if settings.alertmanager_token_file is not None
         else None
     )
     try:
@@ -93,8 +113,9 @@ async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> bool:
         log.exception("the operator stopped on an error")
         return False
     finally:
-        if observability is not None:
-            await observability.cleanup()
+        for server in (observability, receiver):
+            if server is not None:
+                await server.cleanup()
     return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modeldeploy_operator import __version__
 from modeldeploy_operator.peering import random_priority
@@ -29,6 +30,9 @@ class OperatorSettings:
     # Images a ModelDeployment may run (spec.server.image) must start with one of these (empty:
     # any image). The operator's own server_image is always allowed.
     allowed_image_prefixes: tuple[str, ...] = ()
+    # Alertmanager's webhook receiver: served only with a token file (no token, no receiver).
+    alertmanager_token_file: Path | None = None
+    alertmanager_port: int = 8081
 
     def allows_image(self, image: str) -> bool:
         return (
@@ -129,6 +133,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--server-image is always allowed",
     )
 
+    parser.add_argument(
+        "--alertmanager-token-file",
+        default=_env("ALERTMANAGER_TOKEN_FILE", "") or None,
+        metavar="PATH",
+        help="serve the Alertmanager webhook receiver, requiring the bearer token in PATH "
+        "(re-read on every request; env MODELDEPLOY_ALERTMANAGER_TOKEN_FILE); omit to serve none",
+    )
+    parser.add_argument(
+        "--alertmanager-port",
+        type=int,
+        default=int(_env("ALERTMANAGER_PORT", "8081")),
+        help="port of the Alertmanager webhook receiver (POST /alertmanager)",
+    )
+
 
 def from_arguments(args: argparse.Namespace) -> OperatorSettings:
     labels = dict(item.split("=", 1) for item in args.service_monitor_label)
@@ -146,4 +164,8 @@ def from_arguments(args: argparse.Namespace) -> OperatorSettings:
         peering_lifetime=args.peering_lifetime,
         service_monitor_labels=labels,
         allowed_image_prefixes=tuple(args.allowed_image_prefix),
+        alertmanager_token_file=(
+            Path(args.alertmanager_token_file) if args.alertmanager_token_file else None
+        ),
+        alertmanager_port=args.alertmanager_port,
     )

@@ -4,6 +4,7 @@ objects present exactly when asked for."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections.abc import Iterable
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from modeldeploy_operator import __version__, rbac
+from modeldeploy_operator import __version__, rbac, settings
 
 from tests.support.helm import CHART, Helm, HelmError, Manifest, Values
 
@@ -300,3 +301,33 @@ def test_the_chart_crds_directory_holds_the_crds(helm: Helm) -> None:
         "clusterkopfpeerings.kopf.dev",
         "kopfpeerings.kopf.dev",
     }
+
+
+def test_the_alertmanager_receiver_mounts_its_token_and_has_its_own_service(helm: Helm) -> None:
+    default = helm.template()
+    assert not any(a.startswith("--alertmanager") for a in container(default)["args"])
+    receiver = {"enabled": True, "tokenSecret": {"name": "am-token", "key": "bearer"}}
+    manifests = helm.template({"alertmanagerReceiver": receiver})
+    operator = container(manifests)
+    assert "--alertmanager-token-file=/etc/modeldeploy/alertmanager/token" in operator["args"]
+    assert "--alertmanager-port=8081" in operator["args"]
+    [mount] = [m for m in operator["volumeMounts"] if m["name"] == "alertmanager-token"]
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "alertmanager-token"]
+    assert volume["secret"] == {
+        "secretName": "am-token",
+        "items": [{"key": "bearer", "path": "token"}],
+    }
+    assert mount["readOnly"] is True and mount["mountPath"] == "/etc/modeldeploy/alertmanager"
+    [service] = [
+        s for s in of_kind(manifests, "Service") if s["metadata"]["name"].endswith("-alertmanager")
+    ]
+    [port] = service["spec"]["ports"]
+    assert port["targetPort"] == "alertmanager" and port["port"] == 8081
+    assert any(p["name"] == "alertmanager" for p in operator["ports"])
+    parser = argparse.ArgumentParser()
+    settings.add_arguments(parser)
+    parsed = settings.from_arguments(parser.parse_args(operator["args"]))
+    assert str(parsed.alertmanager_token_file) == "/etc/modeldeploy/alertmanager/token"
+    with pytest.raises(HelmError, match=r"tokenSecret\.name is required"):
+        helm.template({"alertmanagerReceiver": {"enabled": True}})

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from modeldeploy_operator.api.base import SpecModel, StatusModel
+from modeldeploy_operator.api.cron import CRON_PATTERN, TIME_ZONE_PATTERN, CronError, parse_cron
 from modeldeploy_operator.api.limits import MAX_NAME_LENGTH, MAX_URI_LENGTH
 from modeldeploy_operator.api.patterns import HTTP_URL_PATTERN, NAME_PATTERN, SHA256_PATTERN
 from modeldeploy_operator.api.resource import GROUP, VERSION, ObjectMeta
@@ -44,6 +45,8 @@ MAX_GATE_METRICS: Final = len(GREATER_IS_BETTER)
 MAX_QUERY_LENGTH: Final = 4096
 MAX_GUARD_DURATION: Final = "168h"
 MAX_ALIAS_LENGTH: Final = 255
+MAX_LABEL_VALUE_LENGTH: Final = 1024
+MAX_ALERT_MATCHERS: Final = 16
 
 POLICY_NAME_RULE: Final = Rule(
     f"self.metadata.name.matches({cel_string(NAME_PATTERN)})"
@@ -52,7 +55,8 @@ POLICY_NAME_RULE: Final = Rule(
     f"{MAX_POLICY_NAME_LENGTH} characters: it prefixes the names of its runs and their Jobs",
 )
 ONE_TRIGGER_RULE: Final = Rule(
-    "has(self.metric)", "spec.triggers needs at least one trigger (metric)"
+    "has(self.metric) || has(self.alertmanager) || has(self.schedule)",
+    "spec.triggers needs at least one trigger (metric, alertmanager or schedule)",
 )
 GATE_METRIC_NAMES_RULE: Final = Rule(
     "self.all(m, self.exists_one(n, n.name == m.name))",
@@ -119,6 +123,49 @@ class MetricTrigger(SpecModel):
         return self
 
 
+class AlertmanagerTrigger(SpecModel):
+    """A named alert, as Alertmanager's webhook notifications deliver it to the operator's
+    receiver. One firing of an alert (its fingerprint and start time) starts at most one run,
+    however often Alertmanager repeats it."""
+
+    alert_name: str = Field(
+        description="The alert's `alertname` label.",
+        min_length=1,
+        max_length=MAX_LABEL_VALUE_LENGTH,
+    )
+    matchers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further labels the alert must carry, with exactly these values (e.g. "
+        "`namespace: models`).",
+        max_length=MAX_ALERT_MATCHERS,
+    )
+
+
+class ScheduleTrigger(SpecModel):
+    """A standard five-field cron schedule: each scheduled time starts at most one run."""
+
+    cron: str = Field(
+        description="`minute hour day-of-month month day-of-week`, e.g. `0 3 * * 0` (Sundays "
+        "at 03:00): lists, ranges, `*`, `/STEP`, month and weekday names.",
+        pattern=CRON_PATTERN,
+        max_length=256,
+    )
+    time_zone: str | None = Field(
+        default=None,
+        description="The IANA time zone the schedule reads in (e.g. `Europe/Paris`); default UTC.",
+        pattern=TIME_ZONE_PATTERN,
+        max_length=64,
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> ScheduleTrigger:
+        try:
+            parse_cron(self.cron, self.time_zone)
+        except CronError as err:
+            raise ValueError(f"spec.triggers.schedule: {err}") from err
+        return self
+
+
 class Triggers(SpecModel):
     """What starts a run (each is checked every pass; the guards decide whether one may start)."""
 
@@ -127,10 +174,18 @@ class Triggers(SpecModel):
     metric: MetricTrigger | None = Field(
         default=None, description="A PromQL condition held for a duration (e.g. drift)."
     )
+    alertmanager: AlertmanagerTrigger | None = Field(
+        default=None,
+        description="A named alert, delivered by Alertmanager to the operator's webhook "
+        "receiver (docs/retraining.md).",
+    )
+    schedule: ScheduleTrigger | None = Field(default=None, description="A cron schedule.")
 
     @model_validator(mode="after")
     def _rules(self) -> Triggers:
-        ONE_TRIGGER_RULE.require(self.metric is not None)
+        ONE_TRIGGER_RULE.require(
+            self.metric is not None or self.alertmanager is not None or self.schedule is not None
+        )
         return self
 
 
@@ -273,17 +328,29 @@ class RetrainingPolicySpec(SpecModel):
     evaluation: EvaluationGate = Field(description="The gate a candidate must pass.")
 
 
+class AlertOccurrence(SpecModel):
+    """One firing of an alert: Alertmanager's fingerprint of its labels and its start time."""
+
+    name: str = Field(description="The alert's name.")
+    fingerprint: str = Field(description="Alertmanager's fingerprint of the alert's labels.")
+    starts_at: datetime = Field(description="When the alert started firing.")
+
+
 class TriggerRecord(StatusModel):
     """A trigger that fired: when, what it measured, and what became of it."""
 
     time: datetime | None = Field(default=None, description="When it fired.")
-    source: str = Field(description="Which trigger (metric).")
+    source: str = Field(description="Which trigger (metric, alertmanager or schedule).")
     value: float | None = Field(default=None, description="The measured value.")
     threshold: float | None = Field(default=None, description="The threshold it crossed.")
     held_since: datetime | None = Field(
         default=None, description="Since when the value had been above the threshold."
     )
     query: str | None = Field(default=None, description="The PromQL evaluated.")
+    alert: AlertOccurrence | None = Field(default=None, description="The alert that fired.")
+    scheduled_time: datetime | None = Field(
+        default=None, description="The scheduled time that came."
+    )
     run: str | None = Field(default=None, description="The run it started, if any.")
     suppressed: str | None = Field(
         default=None, description="Why it started no run (a guard), if it did not."
@@ -302,6 +369,14 @@ class RetrainingPolicyStatus(StatusModel):
     )
     next_eligible_time: datetime | None = Field(
         default=None, description="The earliest time the guards let a run start."
+    )
+    last_schedule_time: datetime | None = Field(
+        default=None,
+        description="The schedule's latest time already acted on (a run or a suppression), or "
+        "when the schedule was first seen: no time up to it fires again, after a restart too.",
+    )
+    next_schedule_time: datetime | None = Field(
+        default=None, description="The schedule's next time."
     )
     active_run: str | None = Field(default=None, description="The run in progress, if any.")
     consecutive_failures: int | None = Field(
@@ -339,12 +414,28 @@ FINISHED_PHASES: Final = frozenset(
 class TriggerSnapshot(SpecModel):
     """The trigger that started a run, as measured."""
 
-    source: str = Field(description="Which trigger (metric).")
-    value: float = Field(description="The measured value.")
-    threshold: float = Field(description="The threshold it crossed.")
-    held_since: datetime = Field(description="Since when it had been above the threshold.")
+    source: str = Field(description="Which trigger (metric, alertmanager or schedule).")
     fired_at: datetime = Field(description="When the run was started.")
-    query: str = Field(description="The PromQL evaluated.")
+    value: float | None = Field(default=None, description="metric: the measured value.")
+    threshold: float | None = Field(default=None, description="metric: the threshold crossed.")
+    held_since: datetime | None = Field(
+        default=None, description="metric: since when it had been above the threshold."
+    )
+    query: str | None = Field(default=None, description="metric: the PromQL evaluated.")
+    alert: AlertOccurrence | None = Field(
+        default=None, description="alertmanager: the alert's firing that started the run."
+    )
+    scheduled_time: datetime | None = Field(
+        default=None, description="schedule: the scheduled time that started the run."
+    )
+
+    def describe(self) -> str:
+        """For humans: what started the run."""
+        if self.alert is not None:
+            return f"alert {self.alert.name} firing since {self.alert.starts_at:%Y-%m-%dT%H:%M:%SZ}"
+        if self.scheduled_time is not None:
+            return f"schedule at {self.scheduled_time:%Y-%m-%dT%H:%M:%SZ}"
+        return f"{self.source} at {self.value:.4g} above {self.threshold:g}"
 
 
 class RegistryRef(SpecModel):

@@ -6,11 +6,13 @@ registry state from MLflow, and applies what the plans say: runs and Jobs by ser
 (field manager `modeldeploy`, owned by their policy and run), the alias move in MLflow, status
 merge patches only when the status changed, Events. Polling rather than watches: a run's steps
 take minutes, and everything the loop needs survives a restart in the objects' status.
+Alertmanager's notifications (`receiver`) are handed to the next pass, which starts at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 from collections.abc import Coroutine, Mapping
@@ -31,6 +33,7 @@ from modeldeploy_operator.registry.mlflow import (
     ReferenceNotFound,
     RegistryUnreachable,
 )
+from modeldeploy_operator.retraining.alerts import Alert
 from modeldeploy_operator.retraining.jobs import (
     EVALUATOR_CONTAINER,
     LABEL_RUN,
@@ -46,6 +49,7 @@ from modeldeploy_operator.retraining.machine import (
     plan_run,
 )
 from modeldeploy_operator.retraining.policy import TriggerReading, plan_policy
+from modeldeploy_operator.retraining.receiver import NotActedOn, NotLeading
 from modeldeploy_operator.rollout.analysis.prometheus import AnalysisError, query_vector
 from modeldeploy_operator.rollout.plan import Event
 from modeldeploy_operator.settings import OperatorSettings
@@ -54,6 +58,9 @@ from modeldeploy_operator.telemetry import RETRAINING_RUNS
 log = logging.getLogger("modeldeploy.retraining")
 
 PASS_SECONDS: Final = 5.0
+# How long a notification waits for the pass that acts on it before the receiver answers 503
+# (Alertmanager then retries).
+DELIVERY_TIMEOUT_SECONDS: Final = 30.0
 LABEL_POLICY: Final = "modeldeploy.dev/retraining-policy"
 
 Manifest = dict[str, Any]
@@ -97,6 +104,10 @@ class RetrainingLoop:
         self._client = client
         self._settings = settings
         self._http: aiohttp.ClientSession | None = None
+        self._active: asyncio.Event | None = None
+        # Alerts delivered since the last pass, each batch with the receiver waiting on it.
+        self._inbox: list[tuple[list[Alert], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
 
     def _session(self) -> aiohttp.ClientSession:
         """One session for Prometheus and the registries, made inside the running loop."""
@@ -105,18 +116,44 @@ class RetrainingLoop:
         return self._http
 
     async def run(self, active: asyncio.Event) -> None:
-        """Forever: one pass every PASS_SECONDS while this replica leads. A pass that fails
-        (the apiserver away) is logged and tried again: the task must live on."""
+        """Forever: one pass every PASS_SECONDS while this replica leads, or at once when alerts
+        arrive. A pass that fails (the apiserver away) is logged and tried again: the task must
+        live on; the alerts it carried are answered 503, so Alertmanager sends them again."""
+        self._active = active
         try:
             while True:
                 await active.wait()
+                batch, self._inbox = self._inbox, []
+                alerts = [alert for delivered, _ in batch for alert in delivered]
                 try:
-                    await self.pass_once()
+                    complete = await self.pass_once(alerts)
                 except (ApiError, *UNREACHABLE) as err:
                     log.warning("retraining pass failed: %r", err)
-                await asyncio.sleep(PASS_SECONDS)
+                    _settle(batch, err)
+                except BaseException as err:
+                    _settle(batch, err)
+                    raise
+                else:
+                    _settle(batch, None if complete else NotActedOn("a policy was not written"))
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+                # cancellation that meets the event being set, and the task would not end.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PASS_SECONDS):
+                        await self._wake.wait()
+                self._wake.clear()
         finally:
             await self.close()
+
+    async def deliver(self, alerts: list[Alert]) -> None:
+        """Hand Alertmanager's alerts to the next pass (started now) and wait until it acted on
+        them. NotLeading on a standby: only the leader creates runs."""
+        if self._active is None or not self._active.is_set():
+            raise NotLeading
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inbox.append((alerts, done))
+        self._wake.set()
+        async with asyncio.timeout(DELIVERY_TIMEOUT_SECONDS):
+            await done
 
     async def close(self) -> None:
         if self._http is not None:
@@ -134,10 +171,11 @@ class RetrainingLoop:
             items += await self._client.list(kind, scope, selector)
         return [item for item in items if self._wanted(item)]
 
-    async def pass_once(self) -> None:
+    async def pass_once(self, alerts: list[Alert] | None = None) -> bool:
+        """One pass; False when a policy's plan could not be written (its alerts not acted on)."""
         policies = await self._list(kinds.RETRAINING_POLICY)
         if not policies:
-            return
+            return True
         runs = await self._list(kinds.RETRAINING_RUN)
         jobs = {_key(job): job for job in await self._list(kinds.JOB, LABEL_RUN)}
         pods = await self._list(kinds.POD, LABEL_RUN)
@@ -153,11 +191,14 @@ class RetrainingLoop:
             except ApiError as err:
                 # One object the apiserver refused must not stop the others' passes.
                 log.warning("%s/%s: %s", *_key(body), err)
+        complete = True
         for body in policies:
             try:
-                await self._policy_pass(body, by_policy, models)
+                await self._policy_pass(body, by_policy, models, alerts or [])
             except ApiError as err:
                 log.warning("%s/%s: %s", *_key(body), err)
+                complete = False
+        return complete
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -227,6 +268,7 @@ class RetrainingLoop:
         body: Manifest,
         runs: Mapping[Key, list[RetrainingRun]],
         models: Mapping[Key, Manifest],
+        alerts: list[Alert],
     ) -> None:
         try:
             policy = RetrainingPolicy.model_validate(body)
@@ -239,7 +281,7 @@ class RetrainingLoop:
         reading = await self._read_trigger(policy)
         plan = plan_policy(
             policy, runs.get((namespace, name), []), target, reading,
-            _now(), self._settings.server_image,
+            _now(), self._settings.server_image, alerts,
         )  # fmt: skip
         if plan.new_run is not None:
             await self._client.apply(
@@ -269,9 +311,10 @@ class RetrainingLoop:
             )
         await self._write_status(kinds.RETRAINING_POLICY, body, _dump(plan.status), plan.events)
 
-    async def _read_trigger(self, policy: RetrainingPolicy) -> TriggerReading:
+    async def _read_trigger(self, policy: RetrainingPolicy) -> TriggerReading | None:
         trigger = policy.spec.triggers.metric
-        assert trigger is not None
+        if trigger is None:
+            return None
         query = trigger.query or default_query(
             policy.metadata.namespace, policy.spec.target_ref.name
         )
@@ -297,6 +340,21 @@ class RetrainingLoop:
             )
         for event in events:
             await self._client.post_event(body, event.reason, event.message, event.warning)
+
+
+def _settle(
+    batch: list[tuple[list[Alert], asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    """Answer the receivers waiting on a pass (a receiver that gave up is skipped)."""
+    for _, done in batch:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        elif isinstance(error, asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(error)
 
 
 def _now() -> datetime:

@@ -141,8 +141,8 @@ def _start(run: RetrainingRun, seen: RunObservation, now: datetime) -> RunPlan:
         run.status, RunPhase.TRAINING, now, "Training",
         f"training a challenger to version {champion.version} ({alias})",
     ).model_copy(update={"champion_version": champion.version})  # fmt: skip
-    message = f"started: {run.spec.trigger.source} at {run.spec.trigger.value:.4g} above "
-    message += f"{run.spec.trigger.threshold:g}; champion {alias} is version {champion.version}"
+    message = f"started: {run.spec.trigger.describe()}; champion {alias} is version "
+    message += champion.version
     return RunPlan(status, jobs=[training_job(run)], events=[Event("Training", message)])
 
 

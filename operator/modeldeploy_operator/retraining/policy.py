@@ -1,8 +1,13 @@
-"""When a RetrainingPolicy starts a run. Pure: (policy, its runs, target, trigger value, clock)
-→ a `PolicyPlan` (the status, the run to create, the Events).
+"""When a RetrainingPolicy starts a run. Pure: (policy, its runs, target, the metric trigger's
+value, the alerts Alertmanager delivered, clock) → a `PolicyPlan` (the status, the run to
+create, the Events).
 
-The trigger fires once its value has stayed above the threshold for `holdFor` (since when is
-`status.heldSince`, so a restarted operator keeps counting). A firing trigger starts a run unless
+Three triggers, each optional. The metric trigger fires once its value has stayed above the
+threshold for `holdFor` (since when is `status.heldSince`, so a restarted operator keeps
+counting). The alertmanager trigger fires for a firing alert it names whose firing (fingerprint,
+startsAt) has started no run of the policy yet: Alertmanager's repeats make one run. The
+schedule fires once per scheduled time after `status.lastScheduleTime`, which it then advances
+whether a run starts or not. At most one run starts per pass. A firing trigger starts a run unless
 a guard holds it back, in this order: the target does not follow an alias; the policy is
 suspended (`suspendAfterFailures` runs in a row of this generation did not promote); a run is in
 progress; the target is rolling out; the cooldown since the last run; `maxRuns` in `window`.
@@ -18,23 +23,30 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from modeldeploy_operator.api import ConditionStatus, ModelDeployment, parse_duration
+from modeldeploy_operator.api.cron import parse_cron
 from modeldeploy_operator.api.retraining import (
+    AlertmanagerTrigger,
+    AlertOccurrence,
     RegistryRef,
     RetrainingPolicy,
     RetrainingPolicyStatus,
     RetrainingRun,
     RetrainingRunSpec,
     RunPhase,
+    ScheduleTrigger,
     TriggerRecord,
     TriggerSnapshot,
 )
 from modeldeploy_operator.api.status import Condition
+from modeldeploy_operator.retraining.alerts import Alert, named_by
 from modeldeploy_operator.rollout.plan import Event
 
 ARMED: Final = "Armed"
 COOLING_DOWN: Final = "CoolingDown"
 SUSPENDED: Final = "Suspended"
 METRIC_TRIGGER: Final = "metric"
+ALERTMANAGER_TRIGGER: Final = "alertmanager"
+SCHEDULE_TRIGGER: Final = "schedule"
 
 
 @dataclass(frozen=True)
@@ -131,27 +143,125 @@ def _follows_alias(target: ModelDeployment | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Firing:
+    """A trigger that fires this pass: what a run's snapshot and the status record of it."""
+
+    source: str
+    description: str
+    value: float | None = None
+    threshold: float | None = None
+    held_since: datetime | None = None
+    query: str | None = None
+    alert: AlertOccurrence | None = None
+    scheduled_time: datetime | None = None
+
+    def snapshot(self, now: datetime) -> TriggerSnapshot:
+        return TriggerSnapshot(
+            source=self.source, fired_at=now, value=self.value, threshold=self.threshold,
+            held_since=self.held_since, query=self.query, alert=self.alert,
+            scheduled_time=self.scheduled_time,
+        )  # fmt: skip
+
+    def record(self, now: datetime, run: str | None, suppressed: str | None) -> TriggerRecord:
+        return TriggerRecord(
+            time=now, source=self.source, value=self.value, threshold=self.threshold,
+            held_since=self.held_since, query=self.query, alert=self.alert,
+            scheduled_time=self.scheduled_time, run=run, suppressed=suppressed,
+        )  # fmt: skip
+
+    def recorded_in(self, record: TriggerRecord | None) -> bool:
+        """Whether `record` is about this same firing (one suppression is reported once)."""
+        if record is None or record.source != self.source:
+            return False
+        if self.source == METRIC_TRIGGER:
+            return record.held_since == self.held_since
+        if self.source == ALERTMANAGER_TRIGGER:
+            return record.alert == self.alert
+        return record.scheduled_time == self.scheduled_time
+
+
+def _alert_firing(
+    trigger: AlertmanagerTrigger | None, alerts: Sequence[Alert], runs: Sequence[RetrainingRun]
+) -> Firing | None:
+    """The first firing alert the trigger names that has started no run yet."""
+    if trigger is None:
+        return None
+    started = {run.spec.trigger.alert for run in runs if run.spec.trigger.alert is not None}
+    for alert in alerts:
+        if alert.firing and named_by(trigger, alert) and alert.occurrence not in started:
+            return Firing(
+                ALERTMANAGER_TRIGGER,
+                f"alert {alert.name} firing since {alert.starts_at:%H:%M:%SZ}",
+                alert=alert.occurrence,
+            )
+    return None
+
+
+def _schedule(
+    trigger: ScheduleTrigger | None, last: datetime | None, now: datetime
+) -> tuple[Firing | None, datetime | None, datetime | None]:
+    """The scheduled time that came since `last` (at most one: times missed while the operator
+    was away fire once, as the latest of them), the new `lastScheduleTime` and the next time.
+    A schedule seen for the first time starts counting now: it does not fire for a time that
+    passed before it was written."""
+    if trigger is None:
+        return None, None, None
+    schedule = parse_cron(trigger.cron, trigger.time_zone)
+    if last is None:
+        return None, now, schedule.next(now)
+    due = schedule.previous(now)
+    if due is None or due <= last:
+        return None, last, schedule.next(now)
+    description = f"schedule {trigger.cron!r} at {due:%Y-%m-%dT%H:%M:%SZ}"
+    return Firing(SCHEDULE_TRIGGER, description, scheduled_time=due), due, schedule.next(now)
+
+
 def plan_policy(
     policy: RetrainingPolicy,
     runs: Sequence[RetrainingRun],
     target: ModelDeployment | None,
-    reading: TriggerReading,
+    reading: TriggerReading | None,
     now: datetime,
     evaluator_image: str,
+    alerts: Sequence[Alert] = (),
 ) -> PolicyPlan:
+    """`reading`: the metric trigger's value (None when the policy has none); `alerts`: those
+    Alertmanager delivered since the last pass."""
     spec, old = policy.spec, policy.status
+    held_since: datetime | None = None
+    firings: list[Firing] = []
     trigger = spec.triggers.metric
-    assert trigger is not None, "the API requires the metric trigger"
-    above = reading.value is not None and reading.value > trigger.above
-    if reading.error is not None:
-        held_since = old.held_since  # not knowing is not "below": the hold is kept
-    else:
-        held_since = (old.held_since or now) if above else None
-    fired = (
-        held_since is not None
-        and reading.value is not None
-        and (now - held_since).total_seconds() >= parse_duration(trigger.hold_for)
+    if trigger is not None and reading is not None:
+        above = reading.value is not None and reading.value > trigger.above
+        if reading.error is not None:
+            held_since = old.held_since  # not knowing is not "below": the hold is kept
+        else:
+            held_since = (old.held_since or now) if above else None
+        if (
+            held_since is not None
+            and reading.value is not None
+            and (now - held_since).total_seconds() >= parse_duration(trigger.hold_for)
+        ):
+            firings.append(
+                Firing(
+                    METRIC_TRIGGER,
+                    f"{METRIC_TRIGGER} {reading.value:.4g} above {trigger.above:g} since "
+                    f"{held_since:%H:%M:%SZ}",
+                    value=reading.value,
+                    threshold=trigger.above,
+                    held_since=held_since,
+                    query=reading.query,
+                )
+            )
+    alert = _alert_firing(spec.triggers.alertmanager, alerts, runs)
+    if alert is not None:
+        firings.append(alert)
+    scheduled, last_schedule_time, next_schedule_time = _schedule(
+        spec.triggers.schedule, old.last_schedule_time, now
     )
+    if scheduled is not None:
+        firings.append(scheduled)
 
     failures = consecutive_failures(policy, runs)
     suspended = failures >= spec.guards.suspend_after_failures
@@ -176,16 +286,13 @@ def plan_policy(
     events: list[Event] = []
     new_run: NewRun | None = None
     last_trigger = old.last_trigger
-    value_text = f"{reading.value:.4g}" if reading.value is not None else "no data"
-    if fired and blocked is None:
-        assert held_since is not None and reading.value is not None and target is not None
+    if firings and blocked is None:
+        # One run per pass: the first trigger that fires starts it; the run answers the others.
+        firing = firings[0]
+        assert target is not None
         source = target.spec.model.source
         assert source is not None and source.mlflow.follow.alias is not None
         name = run_name(policy.metadata.name, now)
-        snapshot = TriggerSnapshot(
-            source=METRIC_TRIGGER, value=reading.value, threshold=trigger.above,
-            held_since=held_since, fired_at=now, query=reading.query,
-        )  # fmt: skip
         new_run = NewRun(
             name,
             RetrainingRunSpec(
@@ -197,23 +304,14 @@ def plan_policy(
                     registered_model=source.mlflow.registered_model,
                     alias=source.mlflow.follow.alias,
                 ),
-                trigger=snapshot,
+                trigger=firing.snapshot(now),
                 training=spec.training,
                 evaluation=spec.evaluation,
                 evaluator_image=spec.evaluation.evaluator_image or evaluator_image,
             ),
         )
-        last_trigger = TriggerRecord(
-            time=now, source=METRIC_TRIGGER, value=reading.value, threshold=trigger.above,
-            held_since=held_since, query=reading.query, run=name,
-        )  # fmt: skip
-        events.append(
-            Event(
-                "RunStarted",
-                f"{METRIC_TRIGGER} {value_text} above {trigger.above:g} since "
-                f"{held_since:%H:%M:%SZ}: started run {name}",
-            )
-        )
+        last_trigger = firing.record(now, name, None)
+        events.append(Event("RunStarted", f"{firing.description}: started run {name}"))
         held_since = None
         active = [name]
         eligible_at, cooling_why = (
@@ -221,29 +319,25 @@ def plan_policy(
             f"cooling down for {spec.guards.cooldown} after the last run",
         )
         blocked = ("RunInProgress", f"run {name} is in progress")
-    elif fired and blocked is not None:
-        assert held_since is not None
-        already = last_trigger is not None and last_trigger.held_since == held_since
-        if not already or (last_trigger is not None and last_trigger.suppressed != blocked[1]):
-            if not already:
+    elif firings and blocked is not None:
+        # Each firing is reported once; the status keeps the one it already records (else the
+        # first), so two triggers held back together do not take turns in it every pass.
+        for firing in firings:
+            if not firing.recorded_in(last_trigger):
                 events.append(
-                    Event(
-                        "TriggerSuppressed",
-                        f"{METRIC_TRIGGER} {value_text} above {trigger.above:g}: no run, "
-                        f"{blocked[1]}",
-                    )
+                    Event("TriggerSuppressed", f"{firing.description}: no run, {blocked[1]}")
                 )
-            last_trigger = TriggerRecord(
-                time=now, source=METRIC_TRIGGER, value=reading.value, threshold=trigger.above,
-                held_since=held_since, query=reading.query, suppressed=blocked[1],
-            )  # fmt: skip
+        kept = next((f for f in firings if f.recorded_in(last_trigger)), None)
+        if kept is None:
+            last_trigger = firings[0].record(now, None, blocked[1])
+        elif last_trigger is not None and last_trigger.suppressed != blocked[1]:
+            last_trigger = kept.record(now, None, blocked[1])
 
     conditions = [
         _condition(
             old.conditions, ARMED, blocked is None,
             "Armed" if blocked is None else blocked[0],
-            f"a trigger held for {trigger.hold_for} above {trigger.above:g} starts a run"
-            if blocked is None else blocked[1],
+            "a trigger that fires starts a run" if blocked is None else blocked[1],
             now,
         ),
         _condition(
@@ -268,6 +362,8 @@ def plan_policy(
         held_since=held_since,
         last_trigger=last_trigger,
         next_eligible_time=eligible_at,
+        last_schedule_time=last_schedule_time,
+        next_schedule_time=next_schedule_time,
         active_run=active[0] if active else None,
         consecutive_failures=failures,
         conditions=conditions,

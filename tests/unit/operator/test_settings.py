@@ -34,3 +34,13 @@ def test_an_image_is_allowed_by_a_prefix_or_as_the_operators_own() -> None:
     assert limited.allows_image("ghcr.io/x/server:1")
     assert not limited.allows_image("registry.example/models-untrusted/iris:2")
     assert not limited.allows_image("elsewhere.example/miner:1")
+
+
+def test_the_alertmanager_receiver_is_served_only_with_a_token_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert settings_from().alertmanager_token_file is None
+    flags = settings_from("--alertmanager-token-file", "/run/token", "--alertmanager-port", "9000")
+    assert (str(flags.alertmanager_token_file), flags.alertmanager_port) == ("/run/token", 9000)
+    monkeypatch.setenv("MODELDEPLOY_ALERTMANAGER_TOKEN_FILE", "/etc/token")
+    assert str(settings_from().alertmanager_token_file) == "/etc/token"

@@ -11,9 +11,11 @@ import pytest
 from modeldeploy_operator.api.retraining import RunPhase
 from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kube import KubeClient
+from modeldeploy_operator.retraining.alerts import Alert
 from modeldeploy_operator.retraining.jobs import evaluation_job_name
 from modeldeploy_operator.retraining.loop import RetrainingLoop, default_query, job_observation
 from modeldeploy_operator.retraining.machine import JobState
+from modeldeploy_operator.retraining.receiver import NotLeading
 from modeldeploy_operator.settings import OperatorSettings
 
 from tests.support.settable_prometheus import settable_prometheus
@@ -225,3 +227,33 @@ def test_an_operator_limited_to_namespaces_lists_only_in_them(
     kube = RecordingKube({"RetrainingPolicy": [body]})
     asyncio.run(one_pass(kube, namespaces=namespaces))
     assert kube.scopes == scopes
+
+
+def test_alerts_delivered_to_the_leader_are_acted_on_before_the_answer() -> None:
+    asyncio.run(_delivered())
+
+
+async def _delivered() -> None:
+    triggers = {"alertmanager": {"alertName": "ModelDrift"}}
+    body = policy(triggers=triggers).model_dump(mode="json", by_alias=True, exclude_none=True)
+    md = target().model_dump(mode="json", by_alias=True, exclude_none=True)
+    kube = RecordingKube({"RetrainingPolicy": [body], "ModelDeployment": [md]})
+    loop = RetrainingLoop(cast(KubeClient, kube), OperatorSettings(server_image=EVALUATOR_IMAGE))
+    firing = Alert("4f2a9c0d1e3b5a77", T0, True, {"alertname": "ModelDrift"})
+    leading = asyncio.Event()
+    # Not leading (a standby, or not started): refused, so Alertmanager retries elsewhere.
+    with pytest.raises(NotLeading):
+        await loop.deliver([firing])
+    task = asyncio.create_task(loop.run(leading))
+    try:
+        await asyncio.sleep(0)
+        with pytest.raises(NotLeading):
+            await loop.deliver([firing])
+        leading.set()
+        # The answer waits for the pass that acted: the run is applied when it returns.
+        await loop.deliver([firing])
+        [created] = kube.applied
+        assert created["spec"]["trigger"]["alert"]["fingerprint"] == "4f2a9c0d1e3b5a77"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
