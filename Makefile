@@ -52,17 +52,9 @@ lint: $(STAMP)
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
-# The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable. Most
-# cluster tests wait on the cluster, each in its own namespaces with its own operator, so
-# TEST_WORKERS pytest-xdist workers run them side by side (whole files per worker: a file's
-# fixtures are set up once); the `serial` tests change what every test sees, so they run after,
-# alone. Both parts always run; either failing fails the target.
-TEST_WORKERS ?= 3
+# The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable.
 test: $(STAMP) cluster-tools $(NODE_IMAGES)
-	@status=0; \
-	$(VENV)/bin/pytest tests -q -n $(TEST_WORKERS) --dist loadfile -m 'not serial' || status=$$?; \
-	$(VENV)/bin/pytest tests -q -m serial || status=$$?; \
-	exit $$status
+	$(VENV)/bin/pytest tests -q
 
 run: $(STAMP)
 	$(VENV)/bin/modeldeploy operator --all-namespaces
