@@ -52,9 +52,18 @@ lint: $(STAMP)
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
-# The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable.
+# The e2e fixtures start the local cluster when KUBECONFIG points at nothing reachable. Most
+# cluster tests wait on the cluster, each in its own namespaces with its own operator, so
+# TEST_WORKERS pytest-xdist workers run them side by side (whole files per worker: a file's
+# fixtures are set up once); the `serial` tests change what every test sees, so they run after,
+# alone. Both parts always run; either failing fails the target. The slowest tests are listed at
+# the end, so the run's time can be read by file.
+TEST_WORKERS ?= 3
 test: $(STAMP) cluster-tools $(NODE_IMAGES)
-	$(VENV)/bin/pytest tests -q
+	@status=0; \
+	$(VENV)/bin/pytest tests -q -n $(TEST_WORKERS) --dist loadfile -m 'not serial' --durations=25 || status=$$?; \
+	$(VENV)/bin/pytest tests -q -m serial --durations=10 || status=$$?; \
+	exit $$status
 
 run: $(STAMP)
 	$(VENV)/bin/modeldeploy operator --all-namespaces

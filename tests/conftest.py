@@ -7,6 +7,7 @@ cloud cluster — without starting anything.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -61,7 +62,11 @@ def kubeconfig() -> Path:
     user = _user_kubeconfig()
     if user is not None:
         return user
-    subprocess.run([str(ROOT / "cluster" / "up.sh")], check=True)
+    # pytest-xdist workers start together: one starts the cluster, the others find it up.
+    LOCAL_KUBECONFIG.parent.mkdir(exist_ok=True)
+    with (LOCAL_KUBECONFIG.parent / "up.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        subprocess.run([str(ROOT / "cluster" / "up.sh")], check=True)
     return LOCAL_KUBECONFIG
 
 

@@ -84,6 +84,7 @@ def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterato
         operator.restart()
 
 
+@pytest.mark.serial  # the Prometheus Operator's CRDs go for the whole cluster
 def test_without_the_crds_models_serve_and_status_says_so(
     kube: Kubectl, without_monitoring_crds: None, tmp_path: Path
 ) -> None:

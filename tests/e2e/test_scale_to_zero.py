@@ -27,6 +27,9 @@ from tests.support.models import wait_ready
 from tests.support.operator_process import ROOT, OperatorProcess
 from tests.support.platform import prometheus_url
 
+# Installs and removes KEDA's CRDs, which every operator on the cluster watches.
+pytestmark = pytest.mark.serial
+
 KEDA_SCRIPT: Final = ROOT / "cluster" / "platform" / "keda.sh"
 NAME: Final = "idle"
 # A fraction: KEDA reads the threshold as a JSON number, which a quantity like "2500m" is not.

@@ -21,6 +21,9 @@ from tests.support.kube import Kubectl, eventually
 from tests.support.models import model, wait_ready
 from tests.support.operator_process import OperatorProcess
 
+# Replaces the ModelDeployment CRD, which every operator on the cluster watches.
+pytestmark = pytest.mark.serial
+
 CRD_NAME = f"{kinds.MODEL_DEPLOYMENT.plural}.{kinds.MODEL_DEPLOYMENT.group}"
 
 

@@ -18,8 +18,12 @@ from typing import Any
 
 Manifest = dict[str, Any]
 # Namespaces a test run owns are `<prefix>-*`; runs with different prefixes (set
-# MODELDEPLOY_TEST_PREFIX) share one cluster without their operators touching each other.
-TEST_PREFIX = os.environ.get("MODELDEPLOY_TEST_PREFIX", "t")
+# MODELDEPLOY_TEST_PREFIX) share one cluster without their operators touching each other. Each
+# pytest-xdist worker of a run is such a run of its own (`tgw0-*`, `tgw1-*`, ...; no dash, so
+# that `t-*` does not match them).
+TEST_PREFIX = os.environ.get("MODELDEPLOY_TEST_PREFIX", "t") + os.environ.get(
+    "PYTEST_XDIST_WORKER", ""
+)
 
 
 class KubectlError(RuntimeError):
