@@ -384,7 +384,8 @@ class RetrainingPolicyStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Armed, CoolingDown and Suspended.",
+        description="Armed, CoolingDown and Suspended; AlertReceiver with an alertmanager "
+        "trigger (whether this operator serves the receiver its alerts come through).",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],

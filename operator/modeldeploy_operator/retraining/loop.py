@@ -282,6 +282,7 @@ class RetrainingLoop:
         plan = plan_policy(
             policy, runs.get((namespace, name), []), target, reading,
             _now(), self._settings.server_image, alerts,
+            serves_alerts=self._settings.alertmanager_token_file is not None,
         )  # fmt: skip
         if plan.new_run is not None:
             await self._client.apply(

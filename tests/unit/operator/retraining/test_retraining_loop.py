@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -257,3 +258,32 @@ async def _delivered() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("token_file", "armed"),
+    [(None, ("False", "AlertReceiverTokenMissing")), ("/etc/modeldeploy/token", ("True", "Armed"))],
+)
+def test_an_alert_trigger_reports_whether_this_operator_serves_the_receiver(
+    token_file: str | None, armed: tuple[str, str]
+) -> None:
+    """Started without --alertmanager-token-file the operator serves no receiver: a policy
+    waiting only for an alert would wait forever, and says so."""
+    triggers = {"alertmanager": {"alertName": "ModelDrift"}}
+    body = policy(triggers=triggers).model_dump(mode="json", by_alias=True, exclude_none=True)
+    md = target().model_dump(mode="json", by_alias=True, exclude_none=True)
+    kube = RecordingKube({"RetrainingPolicy": [body], "ModelDeployment": [md]})
+    settings = OperatorSettings(
+        server_image=EVALUATOR_IMAGE,
+        alertmanager_token_file=Path(token_file) if token_file else None,
+    )
+    loop = RetrainingLoop(cast(KubeClient, kube), settings)
+    try:
+        asyncio.run(loop.pass_once())
+    finally:
+        asyncio.run(loop.close())
+    [(_, _, status)] = kube.patched
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Armed"] == armed
+    missing = [e for e in kube.events if e[1] == "AlertReceiverTokenMissing"]
+    assert missing == ([] if token_file else [("iris-drift", "AlertReceiverTokenMissing", True)])
