@@ -319,6 +319,7 @@ def plan_policy(
                     tracking_uri=source.mlflow.tracking_uri,
                     registered_model=source.mlflow.registered_model,
                     alias=source.mlflow.follow.alias,
+                    credentials_secret_ref=source.mlflow.credentials_secret_ref,
                 ),
                 trigger=firing.snapshot(now),
                 training=spec.training,
