@@ -1,12 +1,20 @@
 """Following a real `mlflow server --app-name basic-auth`: the operator's poll with the
-credentials from the source's Secret, and the pods' fetch of the model file it pinned. A wrong
+credentials from the source's Secret, the pods' fetch of the model file it pinned, and a
+retraining run's trainer and evaluator with the variables their Jobs get from the Secret. A wrong
 password is reported as AccessDenied; the right one resolves the alias."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +25,7 @@ import pytest
 from modeldeploy_operator.api import ModelDeployment
 from modeldeploy_operator.registry.follow import Answer, Problem, Resolved
 from modeldeploy_operator.registry.poller import RegistryPoller
+from modeldeploy_serving import evaluate
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch import fetch
 
@@ -111,3 +120,65 @@ def test_the_right_password_resolves_the_alias_and_the_pods_fetch_the_pinned_fil
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
     fetch(model_file.uri, tmp_path / "model", model_file.sha256)
     assert any((tmp_path / "model").iterdir())
+
+
+TRAINER = Path(__file__).resolve().parents[2] / "examples" / "retraining" / "train.py"
+IRIS_CSV = "a,b,c,d,label\n" + "".join(
+    f"{5 + i % 3 * 0.7:g},{3 + i % 2 * 0.4:g},{1 + i % 3 * 2:g},{0.2 + i % 3 * 0.9:g},{i % 3}\n"
+    for i in range(60)
+)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """train.csv and holdout.csv (three separable classes) over HTTP on loopback."""
+    directory = tmp_path_factory.mktemp("files")
+    for name in ("train.csv", "holdout.csv"):
+        (directory / name).write_text(IRIS_CSV)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_trainer_and_the_evaluator_use_the_variables_their_jobs_get(
+    mlflow: MlflowServer, files: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Jobs get MLFLOW_TRACKING_USERNAME and _PASSWORD from the Secret
+    (retraining.jobs): with them the example trainer registers and the evaluator scores."""
+    job_env = {
+        "MODELDEPLOY_RETRAINING_RUN": "iris-drift-1",
+        "MODELDEPLOY_REGISTERED_MODEL": "iris",
+        "MLFLOW_TRACKING_URI": mlflow.url,
+    }
+    command = [sys.executable, str(TRAINER), "--data", f"{files}/train.csv"]
+    anonymous = subprocess.run(
+        command, env={**os.environ, **job_env}, capture_output=True, text=True
+    )
+    assert anonymous.returncode != 0 and "401" in anonymous.stderr
+    credentials = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": PASSWORD}
+    trained = subprocess.run(
+        command, env={**os.environ, **job_env, **credentials}, capture_output=True, text=True
+    )
+    assert trained.returncode == 0, trained.stderr
+    candidate = trained.stdout.split("registered iris version ")[1].split()[0]
+    for name, value in credentials.items():
+        monkeypatch.setenv(name, value)
+    output = tmp_path / "result.json"
+    status = evaluate.main(
+        [
+            "--tracking-uri", mlflow.url, "--registered-model", "iris",
+            "--candidate", candidate, "--champion", "2",
+            "--holdout", f"{files}/holdout.csv", "--metrics", "accuracy",
+            "--output", str(output),
+        ]
+    )  # fmt: skip
+    assert status == 0
+    result = json.loads(output.read_text())
+    for side in ("candidate", "champion"):
+        assert "error" not in result[side], result[side]
+        assert set(result[side]["metrics"]) == {"accuracy"}
