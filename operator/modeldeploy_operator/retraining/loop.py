@@ -269,12 +269,19 @@ class RetrainingLoop:
         for job in plan.jobs:
             await self._client.apply(job)
         if plan.move_alias_to is not None:
-            try:
-                await registry.set_alias(run.spec.registry.alias, plan.move_alias_to)
-            except (RegistryUnreachable, ReferenceNotFound, AccessDenied) as err:
+            failed = unreadable
+            if failed is None:
+                try:
+                    await registry.set_alias(run.spec.registry.alias, plan.move_alias_to)
+                except (RegistryUnreachable, ReferenceNotFound, AccessDenied) as err:
+                    failed = str(err)
+            if failed is not None:
                 # The gate passed but the alias did not move: stay Evaluating, try next pass.
                 held = run.status.model_copy(
-                    update={"reason": "RegistryUnreachable", "message": f"moving the alias: {err}"}
+                    update={
+                        "reason": "RegistryUnreachable",
+                        "message": f"moving the alias: {failed}",
+                    }
                 )
                 await self._write_status(kinds.RETRAINING_RUN, body, _dump(held), [])
                 return
