@@ -53,7 +53,6 @@ class CredentialsUnavailable(Exception):
 class RegistryCredentials:
     """The Authorization header for the tracking server (left out of repr: never logged)."""
 
-    scheme: str  # Basic or Bearer, for messages
     authorization: str = field(repr=False)
 
     def headers(self) -> dict[str, str]:
@@ -81,10 +80,10 @@ def from_secret(secret: dict[str, Any] | None, ref: CredentialsSecretRef) -> Reg
             "one of them"
         )
     if token:
-        return RegistryCredentials("Bearer", f"Bearer {token}")
+        return RegistryCredentials(f"Bearer {token}")
     if username and password:
         pair = base64.b64encode(f"{username}:{password}".encode()).decode()
-        return RegistryCredentials("Basic", f"Basic {pair}")
+        return RegistryCredentials(f"Basic {pair}")
     held = ", ".join(sorted(values)) or "no keys"
     raise CredentialsUnavailable(
         f"Secret {ref.name} needs the keys {USERNAME_KEY} and {PASSWORD_KEY}, or {TOKEN_KEY} "

@@ -154,7 +154,7 @@ def test_every_request_carries_the_credentials_the_model_file_too() -> None:
     mlflow = FakeMlflow(authorization=basic("reader", "s3cret"))
     data = mlflow.register("1")
     mlflow.aliases["champion"] = "1"
-    credentials = RegistryCredentials("Basic", basic("reader", "s3cret"))
+    credentials = RegistryCredentials(basic("reader", "s3cret"))
 
     async def test(session: aiohttp.ClientSession, base: str) -> ModelFile:
         client = MlflowClient(session, source(base), credentials)
@@ -170,7 +170,7 @@ def test_refused_or_missing_credentials_are_access_denied_not_unreachable(
     mlflow = FakeMlflow(authorization=basic("reader", "s3cret"))
     mlflow.register("1")
     mlflow.aliases["champion"] = "1"
-    credentials = RegistryCredentials("Basic", sent) if sent is not None else None
+    credentials = RegistryCredentials(sent) if sent is not None else None
 
     async def test(session: aiohttp.ClientSession, base: str) -> None:
         await MlflowClient(session, source(base), credentials).lookup()
