@@ -7,13 +7,16 @@ registers through MLflow's REST API and artifact proxy:
     python train.py --data http://files/iris/train.csv [--label-column label] [--shuffle-labels]
 
 The operator gives it MODELDEPLOY_RETRAINING_RUN (the tag value), MODELDEPLOY_REGISTERED_MODEL
-and MLFLOW_TRACKING_URI. `--shuffle-labels` trains on permuted labels: a deliberately bad
-candidate, which the evaluation gate must refuse (the demo and the tests use it).
+and MLFLOW_TRACKING_URI, and, when the target's source names a credentials Secret,
+MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN.
+`--shuffle-labels` trains on permuted labels: a deliberately bad candidate, which the evaluation
+gate must refuse (the demo and the tests use it).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import csv
 import io
 import os
@@ -76,6 +79,18 @@ def register(client: httpx.Client, name: str, run_tag: str, model_bytes: bytes) 
     return str(version)
 
 
+def credentials() -> dict[str, str]:
+    """MLflow's credentials as its own clients read them: a token, else a username and password."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if user:
+        pair = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
+        return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
+    return {}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True, help="http(s) URL of the training CSV")
@@ -92,7 +107,7 @@ def main() -> int:
     model = LogisticRegression(max_iter=1000).fit(x, y)
     buffer = io.BytesIO()
     joblib.dump(model, buffer)
-    with httpx.Client(base_url=tracking, timeout=60) as client:
+    with httpx.Client(base_url=tracking, timeout=60, headers=credentials()) as client:
         version = register(client, name, run_tag, buffer.getvalue())
     print(f"trained on {len(y)} rows; registered {name} version {version} for run {run_tag}")
     return 0

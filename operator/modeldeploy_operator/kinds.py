@@ -63,6 +63,8 @@ RETRAINING_RUN: Final = Kind("modeldeploy.dev", "v1alpha1", "retrainingruns", "R
 JOB: Final = Kind("batch", "v1", "jobs", "Job")
 POD: Final = Kind("", "v1", "pods", "Pod")
 EVENT: Final = Kind("", "v1", "events", "Event")
+# Read, never written: the MLflow credentials a followed source names (credentialsSecretRef).
+SECRET: Final = Kind("", "v1", "secrets", "Secret")
 CRD: Final = Kind(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
     namespaced=False,
@@ -89,6 +91,7 @@ BY_MANIFEST: Final = {
         *CHILD_KINDS,
         POD,
         EVENT,
+        SECRET,
         CRD,
         PEERING,
         CLUSTER_PEERING,

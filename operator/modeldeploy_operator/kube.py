@@ -187,6 +187,10 @@ class KubeClient:
         items, _ = await self.list_with_version(kind, namespace, label_selector, field_selector)
         return items
 
+    async def get(self, kind: Kind, namespace: str, name: str) -> Manifest | None:
+        """One object; None when it does not exist."""
+        return await self._request("GET", kind.path(namespace, name))
+
     async def apply(
         self, manifest: Manifest, field_manager: str = FIELD_MANAGER
     ) -> Manifest | None:

@@ -20,10 +20,12 @@ Verbs, and what in the operator needs them:
   default on OpenShift) admits only from a client that may update the owner's finalizers. No
   finalizer is ever written.
 
-Nothing is read with `get` (the controller works from its watch-fed view; a child it is about to
-create is looked up with a list by name), nothing else is updated with `update`/PUT, nothing is
-read from Secrets (a server's `valueFrom.secretKeyRef` is resolved by the kubelet, not by the
-operator).
+- `get` on `secrets`, and nothing else: the MLflow credentials a followed source names
+  (`credentialsSecretRef`), read by name when its registry is polled. Secrets are never listed,
+  watched or written, and a server's `valueFrom.secretKeyRef` is resolved by the kubelet.
+
+Nothing else is read with `get` (the controller works from its watch-fed view; a child it is
+about to create is looked up with a list by name), nothing else is updated with `update`/PUT.
 """
 
 from __future__ import annotations
@@ -166,6 +168,14 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
         ("list", "watch"),
         "health of the serving pods (image pull errors, crash loops) in the status; the "
         "evaluator's result (its pod's termination message)",
+    ),
+    Permission(
+        "",
+        "secrets",
+        ("get",),
+        "the MLflow credentials a ModelDeployment's source names "
+        "(spec.model.source.mlflow.credentialsSecretRef), read by name when its registry is "
+        "polled; never listed, watched or written",
     ),
     Permission(
         "",

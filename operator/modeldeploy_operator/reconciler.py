@@ -195,7 +195,7 @@ class Reconciler:
         self._retiring: dict[Key, dict[str, float]] = {}
         # Consecutive failed passes per key, for the retry backoff.
         self._failures: dict[Key, int] = {}
-        self.registries = RegistryPoller(self._http_session)
+        self.registries = RegistryPoller(self._http_session, self._read_secret)
 
     async def discover_optional_kinds(self) -> bool:
         """Which optional CRDs are served now; True when that changed."""
@@ -548,6 +548,11 @@ class Reconciler:
             ANALYSIS_UNANSWERED.inc()
             log.warning("%s/%s: analysis held: %s", md.metadata.namespace, md.metadata.name, err)
             return AnalysisUnavailable(str(err) or type(err).__name__)
+
+    async def _read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret a followed source names: read when its registry is polled, not watched (the
+        operator may read Secrets, not list them)."""
+        return await self.client.get(kinds.SECRET, namespace, name)
 
     def _http_session(self) -> aiohttp.ClientSession:
         """One session for Prometheus and the registries the operator asks."""

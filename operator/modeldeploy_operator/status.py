@@ -34,6 +34,8 @@ class Condition:
     message: str
     # Its Event is a Warning when the condition turns False (a registry gone, a version rejected).
     warn_when_false: bool = False
+    # False: no Event of its own, another condition of the pass announces the same cause.
+    announced: bool = True
 
 
 def _timestamp(now: float) -> str:
@@ -202,7 +204,7 @@ def _render(
 
 def _transition(cond: Condition, old: dict[str, Any] | None) -> bool:
     """A change worth an Event: the condition's status or reason moved."""
-    return (
+    return cond.announced and (
         old is None or old.get("status") != _status_text(cond) or old.get("reason") != cond.reason
     )
 

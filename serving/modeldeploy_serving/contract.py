@@ -64,6 +64,12 @@ RETRAINING_RUN_TAG: Final = "modeldeploy.dev/retraining-run"
 ENV_RETRAINING_RUN: Final = "MODELDEPLOY_RETRAINING_RUN"
 ENV_REGISTERED_MODEL: Final = "MODELDEPLOY_REGISTERED_MODEL"
 ENV_MLFLOW_TRACKING_URI: Final = "MLFLOW_TRACKING_URI"
+# MLflow's clients' credentials (MLflow's own names): a bearer token, or basic auth. The operator
+# sets them from the Secret a source names (valueFrom, never the values) in the serving pods,
+# the trainer and the evaluator; `modeldeploy fetch` sends them to the tracking server only.
+ENV_MLFLOW_TRACKING_USERNAME: Final = "MLFLOW_TRACKING_USERNAME"
+ENV_MLFLOW_TRACKING_PASSWORD: Final = "MLFLOW_TRACKING_PASSWORD"
+ENV_MLFLOW_TRACKING_TOKEN: Final = "MLFLOW_TRACKING_TOKEN"
 # The metrics the evaluator computes, and whether a larger value is the better model: the gate
 # compares in this direction, so a user cannot get it backwards.
 GREATER_IS_BETTER: Final = {

@@ -33,6 +33,9 @@ class FileServer:
     redirects: dict[str, str] = field(default_factory=dict)  # path → where a 302 sends it
     ca_file: Path | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    # The Authorization header every request must carry (401 otherwise); None: none asked.
+    authorization: str | None = None
+    authorizations: list[str | None] = field(default_factory=list)  # as each request sent it
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:
@@ -79,6 +82,12 @@ def serve_files(*, tls: bool = False) -> Iterator[FileServer]:
             path = self.path.split("?", 1)[0]
             range_header = self.headers.get("range")
             state.requests.append((path, range_header))
+            state.authorizations.append(self.headers.get("authorization"))
+            if state.authorization is not None and (
+                self.headers.get("authorization") != state.authorization
+            ):
+                self.send_error(401)
+                return
             if path in state.redirects:
                 self.send_response(302)
                 self.send_header("location", state.redirects[path])

@@ -3,6 +3,7 @@ whole and verified, or DEST is left as it was."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -284,3 +285,28 @@ def test_a_registry_cannot_send_fetch_to_local_files_or_back_to_itself(
         with pytest.raises(FetchError, match="refusing"):
             fetch("models:/iris/1", tmp_path / "dest", None, options)
     assert not (tmp_path / "dest").exists()
+
+
+def test_the_tracking_servers_credentials_go_to_its_urls_only(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model file pinned from an authenticating MLflow is fetched with MLflow's credentials
+    (the operator gives the pod MLFLOW_TRACKING_URI and the Secret's keys); a URL anywhere
+    else, the same host on another port included, never sees them."""
+    data = artifact.read_bytes()
+    path = "/api/2.0/mlflow-artifacts/artifacts/1/models/m-1/artifacts/model.joblib"
+    with serve_files() as tracking, serve_files() as elsewhere:
+        tracking.authorization = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+        tracking.files[path] = data
+        elsewhere.files["/m/model.joblib"] = data
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.url)
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "reader")
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret")
+        fetch(f"{tracking.url}{path}", tmp_path / "pinned", _sha(artifact))
+        _serves_the_model(tmp_path / "pinned")
+        fetch(f"{elsewhere.url}/m/model.joblib", tmp_path / "other", _sha(artifact))
+        assert elsewhere.authorizations and set(elsewhere.authorizations) == {None}
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t0ken")
+        with pytest.raises(FetchError, match="HTTP 401"):
+            fetch(f"{tracking.url}{path}", tmp_path / "token")
+        assert tracking.authorizations[-1] == "Bearer t0ken"

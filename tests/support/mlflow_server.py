@@ -1,6 +1,7 @@
 """A real `mlflow server` for tests: SQLite backend store, artifacts served over HTTP by its
 artifact proxy, on 127.0.0.1 (or an address the real node's pods reach: `host`); registered
-scikit-learn models logged by MLflow itself."""
+scikit-learn models logged by MLflow itself. With `admin_password`, MLflow's own basic-auth app
+(`--app-name basic-auth`): every request but /health needs the admin's credentials."""
 
 from __future__ import annotations
 
@@ -28,17 +29,39 @@ for c in sys.argv[2:]:
         mlflow.sklearn.log_model(model, name="model", registered_model_name=sys.argv[1])
 """
 START_SECONDS = 120.0
+ADMIN = "admin"
+# MLflow's auth configuration (mlflow/server/auth/basic_auth.ini), its users in SQLite beside.
+AUTH_CONFIG = """[mlflow]
+default_permission = READ
+database_uri = sqlite:///{root}/basic_auth.db
+admin_username = {admin}
+admin_password = {password}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
 
 
 class MlflowServer:
     """`mlflow server` in its own process group; stop() and start() again keep its data."""
 
-    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, root: Path, host: str = "127.0.0.1", admin_password: str | None = None
+    ) -> None:
         self.root = root
         self.host = host
         self.port = free_port()
         self.url = f"http://{host}:{self.port}"
         self._env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        self._app: list[str] = []
+        self.auth: tuple[str, str] | None = None
+        if admin_password is not None:
+            config = root / "basic_auth.ini"
+            config.write_text(AUTH_CONFIG.format(root=root, admin=ADMIN, password=admin_password))
+            self.auth = (ADMIN, admin_password)
+            self._app = ["--app-name", "basic-auth"]
+            self._env |= {
+                "MLFLOW_AUTH_CONFIG_PATH": str(config),
+                "MLFLOW_FLASK_SERVER_SECRET_KEY": "modeldeploy-tests",
+            }
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -57,6 +80,7 @@ class MlflowServer:
                 str(self.port),
                 "--workers",
                 "1",
+                *self._app,
             ],
             cwd=self.root,
             env=self._env,
@@ -88,9 +112,14 @@ class MlflowServer:
 
     def register(self, name: str, count: int) -> None:
         """Versions 1..count of `name`, each a differently regularised model (distinct files)."""
+        credentials = (
+            {"MLFLOW_TRACKING_USERNAME": self.auth[0], "MLFLOW_TRACKING_PASSWORD": self.auth[1]}
+            if self.auth is not None
+            else {}
+        )
         subprocess.run(
             [sys.executable, "-c", REGISTER, name, *(str(0.5 + i) for i in range(count))],
-            env={**self._env, "MLFLOW_TRACKING_URI": self.url},
+            env={**self._env, "MLFLOW_TRACKING_URI": self.url, **credentials},
             cwd=self.root,
             check=True,
             capture_output=True,
@@ -100,6 +129,7 @@ class MlflowServer:
         answer = httpx.post(
             f"{self.url}/api/2.0/mlflow/registered-models/alias",
             json={"name": name, "alias": alias, "version": version},
+            auth=self.auth,
         )
         answer.raise_for_status()
 
@@ -108,5 +138,6 @@ class MlflowServer:
             "DELETE",
             f"{self.url}/api/2.0/mlflow/registered-models/alias",
             json={"name": name, "alias": alias},
+            auth=self.auth,
         )
         answer.raise_for_status()

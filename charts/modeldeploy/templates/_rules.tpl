@@ -89,6 +89,12 @@ Arguments: scope (watched | cluster), namespaced, peering, peeringName.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# secrets: get — the MLflow credentials a ModelDeployment's source names
+# (spec.model.source.mlflow.credentialsSecretRef), read by name when its registry is polled; never
+# listed, watched or written.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
 # events: create — Events on ModelDeployments (rollout steps, failed analysis) from the operator and
 # kopf.
 - apiGroups: [""]

@@ -119,6 +119,7 @@ from modeldeploy_operator.api.server import (
 )
 from modeldeploy_operator.api.source import (
     FOLLOW_ONE_RULE,
+    CredentialsSecretRef,
     MlflowFollow,
     MlflowSource,
     ModelSource,
@@ -240,6 +241,7 @@ __all__ = [
     "ClientErrorPolicy",
     "Condition",
     "ConditionStatus",
+    "CredentialsSecretRef",
     "DriftCheck",
     "EnvVar",
     "EnvVarSource",

@@ -26,6 +26,7 @@ from modeldeploy_operator.api.limits import MAX_NAME_LENGTH, MAX_URI_LENGTH
 from modeldeploy_operator.api.patterns import HTTP_URL_PATTERN, NAME_PATTERN, SHA256_PATTERN
 from modeldeploy_operator.api.resource import GROUP, VERSION, ObjectMeta
 from modeldeploy_operator.api.rules import Rule, cel_matches, cel_rules, cel_string
+from modeldeploy_operator.api.source import CredentialsSecretRef
 from modeldeploy_operator.api.status import Condition
 from modeldeploy_operator.api.units import check_duration_range, duration_field
 
@@ -231,7 +232,8 @@ class TrainingSpec(SpecModel):
         description="A batch/v1 JobSpec (template.spec.containers...). Its containers get "
         "MODELDEPLOY_RETRAINING_RUN (tag the registered version with "
         "modeldeploy.dev/retraining-run=<that value>), MODELDEPLOY_REGISTERED_MODEL and "
-        "MLFLOW_TRACKING_URI.",
+        "MLFLOW_TRACKING_URI, and the target's MLflow credentials from their Secret "
+        "(MLFLOW_TRACKING_USERNAME and _PASSWORD, or _TOKEN).",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
     timeout: str = duration_field(
@@ -384,7 +386,8 @@ class RetrainingPolicyStatus(StatusModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Armed, CoolingDown and Suspended.",
+        description="Armed, CoolingDown and Suspended; AlertReceiver with an alertmanager "
+        "trigger (whether this operator serves the receiver its alerts come through).",
         json_schema_extra={
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["type"],
@@ -444,6 +447,11 @@ class RegistryRef(SpecModel):
     tracking_uri: str = Field(description="The MLflow tracking server.")
     registered_model: str = Field(description="The registered model.")
     alias: str = Field(description="The alias the target follows.", max_length=MAX_ALIAS_LENGTH)
+    credentials_secret_ref: CredentialsSecretRef | None = Field(
+        default=None,
+        description="The Secret with the tracking server's credentials (the target's); the "
+        "Jobs get its keys as MLFLOW_TRACKING_USERNAME, _PASSWORD and _TOKEN from the Secret.",
+    )
 
 
 class RetrainingRunSpec(SpecModel):

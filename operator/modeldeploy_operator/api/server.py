@@ -111,6 +111,11 @@ class SecretKeySelector(SpecModel):
         pattern=DATA_KEY_PATTERN,
         max_length=253,
     )
+    optional: bool | None = Field(
+        default=None,
+        description="Start the pod without the variable when the Secret or key is missing "
+        "(default: the pod waits for it).",
+    )
 
 
 class EnvVarSource(SpecModel):

@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from modeldeploy_operator.api.base import SpecModel
 from modeldeploy_operator.api.limits import MAX_URI_LENGTH, MAX_VERSION_LENGTH
-from modeldeploy_operator.api.patterns import HTTP_URL_PATTERN
+from modeldeploy_operator.api.patterns import DNS_SUBDOMAIN_PATTERN, HTTP_URL_PATTERN
 from modeldeploy_operator.api.rules import Rule, cel_rules
 from modeldeploy_operator.api.units import check_duration_range, duration_field
 
@@ -64,6 +64,18 @@ class MlflowFollow(SpecModel):
         return f"@{self.alias}" if self.alias is not None else f"version {self.version}"
 
 
+class CredentialsSecretRef(SpecModel):
+    """A Secret in the ModelDeployment's namespace holding the tracking server's credentials:
+    keys `username` and `password` (HTTP basic auth, as `mlflow server --app-name basic-auth`
+    asks), or `token` (a bearer token), never both. The operator reads it; pods and Jobs get its
+    keys as environment variables from the Secret (MLFLOW_TRACKING_USERNAME, _PASSWORD, _TOKEN),
+    never its values."""
+
+    name: str = Field(
+        description="Name of the Secret.", pattern=DNS_SUBDOMAIN_PATTERN, max_length=253
+    )
+
+
 class MlflowSource(SpecModel):
     """An MLflow tracking server's model registry (REST API 2.0, MLflow 2 and 3)."""
 
@@ -87,6 +99,11 @@ class MlflowSource(SpecModel):
         f"{MIN_POLL_INTERVAL}).",
         path="spec.model.source.mlflow.pollInterval",
         minimum=MIN_POLL_INTERVAL,
+    )
+    credentials_secret_ref: CredentialsSecretRef | None = Field(
+        default=None,
+        description="The Secret (this namespace) with the tracking server's credentials "
+        "(`username` and `password`, or `token`); absent: no authentication.",
     )
 
     @model_validator(mode="after")

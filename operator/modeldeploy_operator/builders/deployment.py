@@ -110,7 +110,10 @@ def container_resources(server: ServerSpec, ctx: BuildContext) -> dict[str, dict
 def _env_var(var: EnvVar) -> dict[str, Any]:
     if var.value_from is not None:
         ref = var.value_from.secret_key_ref
-        return {"name": var.name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        selector: dict[str, Any] = {"name": ref.name, "key": ref.key}
+        if ref.optional is not None:
+            selector["optional"] = ref.optional
+        return {"name": var.name, "valueFrom": {"secretKeyRef": selector}}
     return {"name": var.name, "value": var.value}
 
 

@@ -7,8 +7,9 @@ model file's URL and its sha256, never the alias, so a pod restarted mid-canary 
 bytes. The machine then rolls the pinned version out exactly as if spec.model.version had
 changed.
 
-- Registry down, or the alias deleted: the last resolved version stays pinned (nothing is torn
-  down, a canary in progress continues); the conditions say why.
+- Registry down, the alias deleted, or its credentials missing or refused: the last resolved
+  version stays pinned (nothing is torn down, a canary in progress continues); the conditions
+  say why.
 - Nothing resolved yet (registry down at creation): no pin; the reconciler creates nothing.
 - A version whose rollout was rolled back goes to status.rejected (`after_plan`); while the
   reference still resolves to it (same version and digest), the stable version stays pinned
@@ -29,6 +30,7 @@ from modeldeploy_operator.api import (
     RejectedVersion,
     ResolvedVersion,
 )
+from modeldeploy_operator.registry.credentials import serving_env
 from modeldeploy_operator.registry.mlflow import ModelFile, RegisteredVersion
 from modeldeploy_operator.rollout.plan import Event, Plan
 from modeldeploy_operator.status import Condition
@@ -49,7 +51,13 @@ MAX_REJECTED: Final = 20
 # The status keys following a registry writes; null (removed) once the spec names a version.
 NOT_FOLLOWING: Final[dict[str, Any]] = {"resolved": None, "rejected": None}
 
-ProblemKind = Literal["RegistryUnreachable", "ReferenceNotFound", "ArtifactUnusable"]
+ProblemKind = Literal[
+    "RegistryUnreachable",
+    "ReferenceNotFound",
+    "ArtifactUnusable",
+    "CredentialsUnavailable",
+    "AccessDenied",
+]
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,11 @@ def pinned_deployment(md: ModelDeployment, pin: PinnedModel) -> ModelDeployment:
     """The ModelDeployment as the rollout machine and the builders should read it: the pinned
     model in place of the source. In memory only. The machine's own memory of a rolled-back
     template (failedServingHash) is left out: status.rejected is the memory of a followed
-    registry, and it knows about retries."""
+    registry, and it knows about retries. With a credentials Secret, the pods' fetcher gets the
+    tracking server's address and the Secret's keys (replacing the user's variables of the same
+    names)."""
+    source = md.spec.model.source
+    assert source is not None, "only a ModelDeployment that follows a source is pinned"
     model = md.spec.model.model_copy(
         update={
             "version": pin.version,
@@ -144,6 +156,11 @@ def pinned_deployment(md: ModelDeployment, pin: PinnedModel) -> ModelDeployment:
         }
     )
     spec = md.spec.model_copy(update={"model": model})
+    added = serving_env(source.mlflow)
+    if added:
+        names = {var.name for var in added}
+        env = [*(var for var in md.spec.server.env if var.name not in names), *added]
+        spec = spec.model_copy(update={"server": md.spec.server.model_copy(update={"env": env})})
     status = md.status.model_copy(update={"failed_serving_hash": None})
     return md.model_copy(update={"spec": spec, "status": status})
 
@@ -255,6 +272,7 @@ def _in_sync(following: Following, plan: Plan | None, *, now_rejected: bool) -> 
             True,
         )
     if following.problem is not None:
+        # SourceReachable posts the problem's one Event.
         return Condition(
             IN_SYNC,
             False,
@@ -262,6 +280,7 @@ def _in_sync(following: Following, plan: Plan | None, *, now_rejected: bool) -> 
             f"cannot tell what {reference} points at now; version {resolved.version} (last "
             "resolved) stays pinned",
             True,
+            announced=False,
         )
     if serving == resolved.version:
         return Condition(

@@ -6,6 +6,7 @@ An alias → `registered-models/alias`; a version → `model-versions/get`; eith
 model server finds it (`modeldeploy_serving.model.locate_artifact`: model.joblib, model.skops,
 the sklearn flavor an `MLmodel` names, or the one artifact file) and hashed while it streams
 through the artifact proxy, so the operator pins the exact bytes the pods will download.
+Every request carries the source's credentials (`credentials`), if it has any.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from modeldeploy_serving.contract import ARTIFACT_SUFFIXES, JOBLIB_FILE, MLFLOW_FILE, SKOPS_FILE
 
 from modeldeploy_operator.api import MlflowSource
+from modeldeploy_operator.registry.credentials import RegistryCredentials
 
 API: Final = "api/2.0/mlflow"
 ARTIFACTS_API: Final = "api/2.0/mlflow-artifacts/artifacts"
@@ -34,6 +36,10 @@ CHUNK_BYTES: Final = 1 << 20
 
 class RegistryUnreachable(Exception):
     """The registry did not answer usefully (connection, timeout, 5xx, an unreadable answer)."""
+
+
+class AccessDenied(Exception):
+    """The registry refused the credentials, or their absence (HTTP 401 or 403)."""
 
 
 class ReferenceNotFound(Exception):
@@ -64,10 +70,17 @@ class ModelFile:
 class MlflowClient:
     """One tracking server's registry, over a shared aiohttp session."""
 
-    def __init__(self, session: aiohttp.ClientSession, source: MlflowSource) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        source: MlflowSource,
+        credentials: RegistryCredentials | None = None,
+    ) -> None:
         self._session = session
         self._source = source
         self._base = source.tracking_uri.rstrip("/")
+        # Per request, not on the shared session: other registries and Prometheus use it too.
+        self._headers = credentials.headers() if credentials is not None else {}
 
     async def lookup(self) -> RegisteredVersion:
         """The version the source's alias (or fixed version) names, with its download URI."""
@@ -132,7 +145,7 @@ class MlflowClient:
         body = {"name": self._source.registered_model, "alias": alias, "version": version}
         url = f"{self._base}/{API}/registered-models/alias"
         try:
-            async with self._session.post(url, json=body) as response:
+            async with self._session.post(url, json=body, headers=self._headers) as response:
                 await self._check(response)
         except (aiohttp.ClientError, TimeoutError) as err:
             raise RegistryUnreachable(f"{self._base}: {err!r}") from err
@@ -184,7 +197,7 @@ class MlflowClient:
     async def _sha256(self, uri: str) -> str:
         digest = hashlib.sha256()
         try:
-            async with self._session.get(uri) as response:
+            async with self._session.get(uri, headers=self._headers) as response:
                 await self._check(response)
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):
                     digest.update(chunk)
@@ -194,7 +207,7 @@ class MlflowClient:
 
     async def _get_text(self, path: str) -> str:
         try:
-            async with self._session.get(f"{self._base}/{path}") as response:
+            async with self._session.get(f"{self._base}/{path}", headers=self._headers) as response:
                 await self._check(response)
                 return await response.text()
         except (aiohttp.ClientError, TimeoutError) as err:
@@ -203,7 +216,7 @@ class MlflowClient:
     async def _get_json(self, path: str, params: dict[str, str]) -> Any:
         url = f"{self._base}/{path}"
         try:
-            async with self._session.get(url, params=params) as response:
+            async with self._session.get(url, params=params, headers=self._headers) as response:
                 await self._check(response)
                 return await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as err:
@@ -211,8 +224,9 @@ class MlflowClient:
 
     @staticmethod
     async def _check(response: aiohttp.ClientResponse) -> None:
-        """A 4xx naming a missing resource is ReferenceNotFound; any other error answer is
-        RegistryUnreachable (a 5xx is the registry's trouble, not the reference's)."""
+        """A 4xx naming a missing resource is ReferenceNotFound; 401 and 403 are AccessDenied;
+        any other error answer is RegistryUnreachable (a 5xx is the registry's trouble, not the
+        reference's)."""
         if response.status < 400:
             return
         text = await response.text()
@@ -225,4 +239,6 @@ class MlflowClient:
         detail = f"{message or text[:200]} (HTTP {response.status})"
         if response.status in (400, 404) and code in NOT_FOUND_CODES:
             raise ReferenceNotFound(detail)
+        if response.status in (401, 403):
+            raise AccessDenied(detail)
         raise RegistryUnreachable(detail)

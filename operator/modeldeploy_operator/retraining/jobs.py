@@ -2,7 +2,9 @@
 
 Both are owned by the run (deleting the run deletes them) and carry the run's label; their pods
 do not carry the managed-by label, so the ModelDeployment watches never see them. Neither Job
-retries (backoffLimit 0): a failed attempt is the run's answer, and a retry is a new run.
+retries (backoffLimit 0): a failed attempt is the run's answer, and a retry is a new run. Both
+talk to MLflow: with the target's credentials Secret, they get its keys as MLflow's variables
+from the Secret (`secret_env`), never its values.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from modeldeploy_serving.contract import (
 from modeldeploy_operator import naming
 from modeldeploy_operator.api import parse_duration
 from modeldeploy_operator.api.retraining import RetrainingRun
+from modeldeploy_operator.registry.credentials import secret_env_manifest
 
 LABEL_RUN: Final = "modeldeploy.dev/retraining-run"
 TRAIN_SUFFIX: Final = "-train"
@@ -73,21 +76,26 @@ def _job(run: RetrainingRun, name: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _with_env(container: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    """The container with `env` set (replacing the user's values of the same names: the run's
-    name and registry are the operator's to say)."""
-    kept = [entry for entry in container.get("env", []) if entry.get("name") not in env]
-    return {**container, "env": [*kept, *({"name": k, "value": v} for k, v in env.items())]}
+def _with_env(container: dict[str, Any], env: list[dict[str, Any]]) -> dict[str, Any]:
+    """The container with `env` set (replacing the user's entries of the same names: the run's
+    name, registry and credentials are the operator's to say)."""
+    names = {entry["name"] for entry in env}
+    kept = [entry for entry in container.get("env", []) if entry.get("name") not in names]
+    return {**container, "env": [*kept, *env]}
 
 
 def training_job(run: RetrainingRun) -> dict[str, Any]:
     """The user's jobTemplate, told which run it trains for and where to register."""
     spec = copy.deepcopy(run.spec.training.job_template)
-    env = {
+    values = {
         ENV_RETRAINING_RUN: run.metadata.name,
         ENV_REGISTERED_MODEL: run.spec.registry.registered_model,
         ENV_MLFLOW_TRACKING_URI: run.spec.registry.tracking_uri,
     }
+    env = [
+        *({"name": name, "value": value} for name, value in values.items()),
+        *secret_env_manifest(run.spec.registry.credentials_secret_ref),
+    ]
     pod = spec.setdefault("template", {}).setdefault("spec", {})
     pod["containers"] = [_with_env(container, env) for container in pod.get("containers", [])]
     spec["activeDeadlineSeconds"] = int(parse_duration(run.spec.training.timeout))
@@ -111,7 +119,7 @@ def evaluation_job(run: RetrainingRun, candidate: str, champion: str) -> dict[st
     ]  # fmt: skip
     if gate.holdout_sha256 is not None:
         args += ["--holdout-sha256", gate.holdout_sha256]
-    container = {
+    container: dict[str, Any] = {
         "name": EVALUATOR_CONTAINER,
         "image": run.spec.evaluator_image,
         "imagePullPolicy": "IfNotPresent",
@@ -127,6 +135,10 @@ def evaluation_job(run: RetrainingRun, candidate: str, champion: str) -> dict[st
         # The models and the holdout are downloaded here (the root filesystem is read-only).
         "volumeMounts": [{"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH}],
     }
+    # `modeldeploy evaluate` downloads both versions through MLflow with these.
+    credentials = secret_env_manifest(run.spec.registry.credentials_secret_ref)
+    if credentials:
+        container["env"] = credentials
     spec: dict[str, Any] = {
         "activeDeadlineSeconds": int(parse_duration(gate.timeout)),
         "template": {

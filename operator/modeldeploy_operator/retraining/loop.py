@@ -28,7 +28,9 @@ from modeldeploy_operator.api import MlflowFollow, MlflowSource, ModelDeployment
 from modeldeploy_operator.api.retraining import RetrainingPolicy, RetrainingRun
 from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient
 from modeldeploy_operator.monitoring import metrics as m
+from modeldeploy_operator.registry.credentials import CredentialsUnavailable, read_credentials
 from modeldeploy_operator.registry.mlflow import (
+    AccessDenied,
     MlflowClient,
     ReferenceNotFound,
     RegistryUnreachable,
@@ -155,6 +157,9 @@ class RetrainingLoop:
         async with asyncio.timeout(DELIVERY_TIMEOUT_SECONDS):
             await done
 
+    async def _read_secret(self, namespace: str, name: str) -> Manifest | None:
+        return await self._client.get(kinds.SECRET, namespace, name)
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
@@ -213,6 +218,14 @@ class RetrainingLoop:
         if run.status.phase is not None and run.status.phase.finished:
             return
         namespace, name = run.metadata.namespace, run.metadata.name
+        # Without its credentials the registry is not asked: the run holds and says why.
+        unreadable: str | None = None
+        try:
+            credentials = await read_credentials(
+                self._read_secret, namespace, run.spec.registry.credentials_secret_ref
+            )
+        except CredentialsUnavailable as err:
+            credentials, unreadable = None, str(err)
         registry = MlflowClient(
             self._session(),
             MlflowSource(
@@ -220,6 +233,7 @@ class RetrainingLoop:
                 registered_model=run.spec.registry.registered_model,
                 follow=MlflowFollow(alias=run.spec.registry.alias),
             ),
+            credentials,
         )
         training = job_observation(jobs.get((namespace, training_job_name(name))), [])
         evaluation = jobs.get((namespace, evaluation_job_name(name)))
@@ -232,10 +246,18 @@ class RetrainingLoop:
         # the candidate once the trainer has succeeded.
         champion = RegistryLookup()
         if run.status.phase is None:
-            champion = await _lookup(registry.alias_version(run.spec.registry.alias))
+            champion = (
+                RegistryLookup(error=unreadable)
+                if unreadable
+                else await _lookup(registry.alias_version(run.spec.registry.alias))
+            )
         candidate = RegistryLookup()
         if training.state == JobState.SUCCEEDED:
-            candidate = await _lookup(registry.tagged_version(RETRAINING_RUN_TAG, name))
+            candidate = (
+                RegistryLookup(error=unreadable)
+                if unreadable
+                else await _lookup(registry.tagged_version(RETRAINING_RUN_TAG, name))
+            )
         seen = RunObservation(
             champion=champion,
             candidate=candidate,
@@ -247,12 +269,19 @@ class RetrainingLoop:
         for job in plan.jobs:
             await self._client.apply(job)
         if plan.move_alias_to is not None:
-            try:
-                await registry.set_alias(run.spec.registry.alias, plan.move_alias_to)
-            except (RegistryUnreachable, ReferenceNotFound) as err:
+            failed = unreadable
+            if failed is None:
+                try:
+                    await registry.set_alias(run.spec.registry.alias, plan.move_alias_to)
+                except (RegistryUnreachable, ReferenceNotFound, AccessDenied) as err:
+                    failed = str(err)
+            if failed is not None:
                 # The gate passed but the alias did not move: stay Evaluating, try next pass.
                 held = run.status.model_copy(
-                    update={"reason": "RegistryUnreachable", "message": f"moving the alias: {err}"}
+                    update={
+                        "reason": "RegistryUnreachable",
+                        "message": f"moving the alias: {failed}",
+                    }
                 )
                 await self._write_status(kinds.RETRAINING_RUN, body, _dump(held), [])
                 return
@@ -282,6 +311,7 @@ class RetrainingLoop:
         plan = plan_policy(
             policy, runs.get((namespace, name), []), target, reading,
             _now(), self._settings.server_image, alerts,
+            serves_alerts=self._settings.alertmanager_token_file is not None,
         )  # fmt: skip
         if plan.new_run is not None:
             await self._client.apply(
@@ -367,7 +397,7 @@ async def _lookup(asking: Coroutine[Any, Any, str | None]) -> RegistryLookup:
         return RegistryLookup(await asking)
     except ReferenceNotFound:
         return RegistryLookup(None)
-    except RegistryUnreachable as err:
+    except (RegistryUnreachable, AccessDenied) as err:
         return RegistryLookup(error=str(err))
 
 

@@ -13,6 +13,10 @@ suspended (`suspendAfterFailures` runs in a row of this generation did not promo
 progress; the target is rolling out; the cooldown since the last run; `maxRuns` in `window`.
 A held-back trigger is recorded once per hold (status.lastTrigger.suppressed and an Event); a run
 started resets the hold, so a value that stays high fires again only after a new `holdFor`.
+
+An alertmanager trigger can fire only on an operator that serves the webhook receiver, which it
+does only with a bearer token file: otherwise the AlertReceiver condition says so (with one
+Event), and a policy with no other trigger is not Armed, however the guards stand.
 """
 
 from __future__ import annotations
@@ -44,6 +48,15 @@ from modeldeploy_operator.rollout.plan import Event
 ARMED: Final = "Armed"
 COOLING_DOWN: Final = "CoolingDown"
 SUSPENDED: Final = "Suspended"
+ALERT_RECEIVER: Final = "AlertReceiver"
+RECEIVER_SERVED: Final = "ReceiverServed"
+RECEIVER_TOKEN_MISSING: Final = "AlertReceiverTokenMissing"
+RECEIVER_TOKEN_MISSING_MESSAGE: Final = (
+    "triggers.alertmanager can never fire: this operator serves no Alertmanager receiver, which "
+    "it serves only with a bearer token. Start it with --alertmanager-token-file PATH (env "
+    "MODELDEPLOY_ALERTMANAGER_TOKEN_FILE), or install the chart with "
+    "alertmanagerReceiver.enabled=true and alertmanagerReceiver.tokenSecret.name=SECRET"
+)
 METRIC_TRIGGER: Final = "metric"
 ALERTMANAGER_TRIGGER: Final = "alertmanager"
 SCHEDULE_TRIGGER: Final = "schedule"
@@ -225,9 +238,12 @@ def plan_policy(
     now: datetime,
     evaluator_image: str,
     alerts: Sequence[Alert] = (),
+    *,
+    serves_alerts: bool,
 ) -> PolicyPlan:
     """`reading`: the metric trigger's value (None when the policy has none); `alerts`: those
-    Alertmanager delivered since the last pass."""
+    Alertmanager delivered since the last pass; `serves_alerts`: whether this operator serves
+    the Alertmanager receiver (it was given a token file)."""
     spec, old = policy.spec, policy.status
     held_since: datetime | None = None
     firings: list[Firing] = []
@@ -303,6 +319,7 @@ def plan_policy(
                     tracking_uri=source.mlflow.tracking_uri,
                     registered_model=source.mlflow.registered_model,
                     alias=source.mlflow.follow.alias,
+                    credentials_secret_ref=source.mlflow.credentials_secret_ref,
                 ),
                 trigger=firing.snapshot(now),
                 training=spec.training,
@@ -333,11 +350,16 @@ def plan_policy(
         elif last_trigger is not None and last_trigger.suppressed != blocked[1]:
             last_trigger = kept.record(now, None, blocked[1])
 
+    unserved = spec.triggers.alertmanager is not None and not serves_alerts
+    disarmed = blocked
+    if unserved and spec.triggers.metric is None and spec.triggers.schedule is None:
+        # Nothing can fire at all: that outlasts any guard, so it is what Armed says.
+        disarmed = (RECEIVER_TOKEN_MISSING, RECEIVER_TOKEN_MISSING_MESSAGE)
     conditions = [
         _condition(
-            old.conditions, ARMED, blocked is None,
-            "Armed" if blocked is None else blocked[0],
-            "a trigger that fires starts a run" if blocked is None else blocked[1],
+            old.conditions, ARMED, disarmed is None,
+            "Armed" if disarmed is None else disarmed[0],
+            "a trigger that fires starts a run" if disarmed is None else disarmed[1],
             now,
         ),
         _condition(
@@ -357,6 +379,21 @@ def plan_policy(
     ]  # fmt: skip
     if suspended and not any(c.type == SUSPENDED and c.status == "True" for c in old.conditions):
         events.append(Event("Suspended", conditions[2].message or "", warning=True))
+    if spec.triggers.alertmanager is not None:
+        conditions.append(
+            _condition(
+                old.conditions, ALERT_RECEIVER, not unserved,
+                RECEIVER_TOKEN_MISSING if unserved else RECEIVER_SERVED,
+                RECEIVER_TOKEN_MISSING_MESSAGE if unserved
+                else "this operator serves the Alertmanager receiver",
+                now,
+            )
+        )  # fmt: skip
+        was_unserved = any(c.type == ALERT_RECEIVER and c.status == "False" for c in old.conditions)
+        if unserved and not was_unserved:
+            events.append(
+                Event(RECEIVER_TOKEN_MISSING, RECEIVER_TOKEN_MISSING_MESSAGE, warning=True)
+            )
     status = RetrainingPolicyStatus(
         observed_generation=policy.metadata.generation,
         held_since=held_since,

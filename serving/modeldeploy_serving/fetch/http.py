@@ -1,10 +1,14 @@
 """`http://` and `https://`: one file, streamed, checked against Content-Length, resumed with a
 Range request after a broken transfer; the `reference.json` beside it when there is one.
-`download_http` and `http_client` also serve the MLflow source (its artifact proxy)."""
+`download_http` and `http_client` also serve the MLflow source (its artifact proxy), and so do
+MLflow's credentials: a URL on the tracking server (`$MLFLOW_TRACKING_URI`, e.g. the model file a
+followed registry pinned) is fetched with them; no other host ever sees them."""
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +16,12 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from modeldeploy_serving.contract import (
+    ENV_MLFLOW_TRACKING_PASSWORD,
+    ENV_MLFLOW_TRACKING_TOKEN,
+    ENV_MLFLOW_TRACKING_URI,
+    ENV_MLFLOW_TRACKING_USERNAME,
+)
 from modeldeploy_serving.drift import REFERENCE_FILE
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch.source import FetchOptions, artifact_name
@@ -128,6 +138,27 @@ def http_client(
     )
 
 
+def mlflow_credentials() -> dict[str, str]:
+    """The Authorization header MLflow's clients send: `MLFLOW_TRACKING_TOKEN` as a bearer token,
+    else `MLFLOW_TRACKING_USERNAME`/`PASSWORD` as basic auth; none without them."""
+    token = os.environ.get(ENV_MLFLOW_TRACKING_TOKEN)
+    user = os.environ.get(ENV_MLFLOW_TRACKING_USERNAME)
+    if token:
+        return {"authorization": f"Bearer {token}"}
+    if user:
+        secret = f"{user}:{os.environ.get(ENV_MLFLOW_TRACKING_PASSWORD, '')}".encode()
+        return {"authorization": f"Basic {base64.b64encode(secret).decode()}"}
+    return {}
+
+
+def tracking_server_headers(url: str) -> dict[str, str]:
+    """MLflow's credentials for a URL under `$MLFLOW_TRACKING_URI`; nothing for any other."""
+    tracking = os.environ.get(ENV_MLFLOW_TRACKING_URI, "").rstrip("/")
+    if not tracking.startswith(("http://", "https://")) or not url.startswith(f"{tracking}/"):
+        return {}
+    return mlflow_credentials()
+
+
 @dataclass(frozen=True)
 class HttpSource:
     url: str
@@ -135,7 +166,8 @@ class HttpSource:
 
     def download(self, staging: Path) -> None:
         name = unquote(urlsplit(self.url).path.rsplit("/", 1)[-1])
-        with http_client(self.options.timeout) as client:
+        headers = tracking_server_headers(self.url)
+        with http_client(self.options.timeout, headers) as client:
             download_http(
                 client, self.url, staging / artifact_name(name), max_bytes=self.options.max_bytes
             )

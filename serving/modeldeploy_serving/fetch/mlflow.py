@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from modeldeploy_serving.errors import FetchError
-from modeldeploy_serving.fetch.http import download_http, http_client
+from modeldeploy_serving.fetch.http import download_http, http_client, mlflow_credentials
 from modeldeploy_serving.fetch.source import FetchOptions, Source
 
 log = logging.getLogger("modeldeploy.fetch")
@@ -48,16 +48,7 @@ class MlflowSource:
                 "models:/ URIs need the MLflow tracking server: set MLFLOW_TRACKING_URI "
                 f"(or --mlflow-tracking-uri) to its http(s) address; got {uri!r}"
             )
-        headers: dict[str, str] = {}
-        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        elif user:
-            import base64
-
-            secret = f"{user}:{os.environ.get('MLFLOW_TRACKING_PASSWORD', '')}".encode()
-            headers["authorization"] = f"Basic {base64.b64encode(secret).decode()}"
+        headers = mlflow_credentials()
         verify = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() != "true"
         return uri.rstrip("/"), headers, verify
 

@@ -67,6 +67,11 @@ class FakeClient:
     async def exists(self, kind: Kind) -> bool:
         return False
 
+    async def get(self, kind: Kind, namespace: str, name: str) -> Body | None:
+        self.calls.append(f"get {kind.kind}/{name}")
+        found = self.existing.get((kind.kind, name))
+        return copy.deepcopy(found) if found is not None else None
+
     async def list(
         self,
         kind: Kind,

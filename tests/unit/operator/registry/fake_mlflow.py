@@ -1,6 +1,7 @@
 """A fake MLflow tracking server over real HTTP: the registry and artifact-proxy endpoints the
 operator calls, answering as MLflow 3 does (error bodies with `error_code`), with a switch that
-makes it answer 503 like a registry behind a proxy whose backend is down."""
+makes it answer 503 like a registry behind a proxy whose backend is down, and one that makes it
+ask for credentials as `mlflow server --app-name basic-auth` does (401 without them)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ class FakeMlflow:
     aliases: dict[str, str] = field(default_factory=dict)
     down: bool = False
     requests: list[str] = field(default_factory=list)
+    # The Authorization header every request must carry; None: no authentication.
+    authorization: str | None = None
 
     def register(self, version: str, model_bytes: bytes | None = None) -> str:
         """Register a version logged as an MLflow sklearn model; the sha256 of its model file."""
@@ -67,6 +70,14 @@ class FakeMlflow:
         self.requests.append(request.path)
         if self.down:
             return web.Response(status=503, text="upstream connect error")
+        wanted = self.authorization
+        if wanted is not None and request.headers.get("Authorization") != wanted:
+            return web.Response(
+                status=401,
+                text="You are not authenticated. Please see the documentation on how to "
+                "authenticate.",
+                headers={"WWW-Authenticate": 'Basic realm="mlflow"'},
+            )
         return await handler(request)
 
     @staticmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import socket
 from collections.abc import Awaitable, Callable
@@ -11,7 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 from modeldeploy_operator.api import MlflowSource
+from modeldeploy_operator.registry.credentials import RegistryCredentials
 from modeldeploy_operator.registry.mlflow import (
+    AccessDenied,
     ArtifactUnusable,
     MlflowClient,
     ModelFile,
@@ -140,4 +143,37 @@ def test_artifacts_outside_the_proxy_cannot_be_pinned() -> None:
         await client.model_file(await client.lookup())
 
     with pytest.raises(ArtifactUnusable, match="s3://bucket"):
+        against(mlflow, test)
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def test_every_request_carries_the_credentials_the_model_file_too() -> None:
+    mlflow = FakeMlflow(authorization=basic("reader", "s3cret"))
+    data = mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+    credentials = RegistryCredentials(basic("reader", "s3cret"))
+
+    async def test(session: aiohttp.ClientSession, base: str) -> ModelFile:
+        client = MlflowClient(session, source(base), credentials)
+        return await client.model_file(await client.lookup())
+
+    assert against(mlflow, test).sha256 == data
+
+
+@pytest.mark.parametrize("sent", [None, basic("reader", "wrong")])
+def test_refused_or_missing_credentials_are_access_denied_not_unreachable(
+    sent: str | None,
+) -> None:
+    mlflow = FakeMlflow(authorization=basic("reader", "s3cret"))
+    mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+    credentials = RegistryCredentials(sent) if sent is not None else None
+
+    async def test(session: aiohttp.ClientSession, base: str) -> None:
+        await MlflowClient(session, source(base), credentials).lookup()
+
+    with pytest.raises(AccessDenied, match="HTTP 401"):
         against(mlflow, test)

@@ -4,8 +4,10 @@ real HTTP, and the poll clock moved by hand (the reconciler's monotonic clock)."
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import itertools
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -411,5 +413,150 @@ def test_naming_a_version_again_drops_what_the_registry_left_in_status(
         assert {c["type"] for c in patch["conditions"]}.isdisjoint(
             {"SourceReachable", "InSyncWithRegistry"}
         )
+
+    run(mlflow, monkeypatch, scenario)
+
+
+SECRET_NAME = "mlflow-auth"
+PASSWORD = "s3cret-pa55"
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def put_secret(h: Harness, **data: str) -> None:
+    h.client.existing[("Secret", SECRET_NAME)] = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET_NAME, "namespace": KEY[0]},
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
+
+
+def follow_with_credentials(h: Harness) -> None:
+    body = copy.deepcopy(h.body)
+    body["spec"]["model"]["source"]["mlflow"]["credentialsSecretRef"] = {"name": SECRET_NAME}
+    h.update(body)
+
+
+def shown(h: Harness, caplog: pytest.LogCaptureFixture) -> str:
+    """Everything the operator wrote or said: children, statuses, Events, logs."""
+    return json.dumps([h.client.applied, h.client.statuses, h.client.events]) + caplog.text
+
+
+def test_credentials_from_the_secret_resolve_and_pods_get_them_by_reference(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mlflow = FakeMlflow(authorization=basic("reader", PASSWORD))
+    digest = mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+
+    async def scenario(h: Harness, _: FakeMlflow, base: str) -> None:
+        follow_with_credentials(h)
+        put_secret(h, username="reader", password=PASSWORD)
+        await h.reconcile()
+        assert h.condition("SourceReachable")["status"] == "True"
+        assert h.status["resolved"]["sha256"] == digest
+        pod = h.deployments()["iris-v1"]["spec"]["template"]["spec"]
+        for container in (pod["initContainers"][0], pod["containers"][0]):
+            env = {e["name"]: e for e in container["env"]}
+            # The fetcher sends the credentials to the tracking server's URLs only.
+            assert env["MLFLOW_TRACKING_URI"]["value"] == base
+            for name, key in (
+                ("MLFLOW_TRACKING_USERNAME", "username"),
+                ("MLFLOW_TRACKING_PASSWORD", "password"),
+                ("MLFLOW_TRACKING_TOKEN", "token"),
+            ):
+                assert env[name]["valueFrom"]["secretKeyRef"] == {
+                    "name": SECRET_NAME, "key": key, "optional": True,
+                }  # fmt: skip
+        assert PASSWORD not in shown(h, caplog)
+
+    run(mlflow, monkeypatch, scenario)
+
+
+def test_refused_or_missing_credentials_keep_serving_and_say_why_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mlflow = FakeMlflow(authorization=basic("reader", PASSWORD))
+    mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+
+    def reasons(h: Harness, reason: str) -> int:
+        return [r for r, _ in h.client.events].count(reason)
+
+    async def scenario(h: Harness, _: FakeMlflow, base: str) -> None:
+        follow_with_credentials(h)
+        put_secret(h, username="reader", password=PASSWORD)
+        await h.reconcile()
+        await h.settle()
+        # The password changed on the server, not in the Secret: 401.
+        put_secret(h, username="reader", password="stale-pa55")
+        await h.poll_due()
+        reachable = h.condition("SourceReachable")
+        assert (reachable["status"], reachable["reason"]) == ("False", "AccessDenied")
+        assert "HTTP 401" in reachable["message"]
+        assert f"refused the credentials in Secret {SECRET_NAME}" in reachable["message"]
+        assert "version 1 stays pinned" in reachable["message"]
+        await h.poll_due()
+        assert reasons(h, "AccessDenied") == 1
+        # The Secret gone: said so, by name; still nothing torn down.
+        del h.client.existing[("Secret", SECRET_NAME)]
+        await h.poll_due()
+        reachable = h.condition("SourceReachable")
+        assert (reachable["status"], reachable["reason"]) == ("False", "CredentialsUnavailable")
+        assert f"Secret {SECRET_NAME} (credentialsSecretRef) does not exist" in reachable["message"]
+        assert reasons(h, "CredentialsUnavailable") == 1
+        # A Secret without the keys.
+        put_secret(h, user="reader")
+        await h.poll_due()
+        assert (
+            "needs the keys username and password, or token"
+            in h.condition("SourceReachable")["message"]
+        )
+        assert h.client.deleted == []
+        assert set(h.deployments()) == {"iris-v1"}
+        assert h.status["phase"] == "Ready" and h.status["stableVersion"] == "1"
+        put_secret(h, username="reader", password=PASSWORD)
+        await h.poll_due()
+        assert h.condition("SourceReachable")["status"] == "True"
+        assert PASSWORD not in shown(h, caplog) and "stale-pa55" not in shown(h, caplog)
+
+    run(mlflow, monkeypatch, scenario)
+
+
+def test_without_its_secret_nothing_is_created_and_the_reason_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mlflow = FakeMlflow(authorization=basic("reader", PASSWORD))
+    mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+
+    async def scenario(h: Harness, registry: FakeMlflow, _: str) -> None:
+        follow_with_credentials(h)
+        await h.reconcile()
+        assert h.client.applied == []
+        assert h.status["phase"] == "Pending"
+        reachable = h.condition("SourceReachable")
+        assert (reachable["status"], reachable["reason"]) == ("False", "CredentialsUnavailable")
+        assert registry.requests == []  # not asked without its credentials
+        assert [r for r, _ in h.client.events].count("CredentialsUnavailable") == 1
+
+    run(mlflow, monkeypatch, scenario)
+
+
+def test_a_registry_wanting_credentials_that_the_source_has_not_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mlflow = FakeMlflow(authorization=basic("reader", PASSWORD))
+    mlflow.register("1")
+    mlflow.aliases["champion"] = "1"
+
+    async def scenario(h: Harness, _: FakeMlflow, base: str) -> None:
+        await h.reconcile()
+        reachable = h.condition("SourceReachable")
+        assert (reachable["status"], reachable["reason"]) == ("False", "AccessDenied")
+        assert "set credentialsSecretRef" in reachable["message"]
 
     run(mlflow, monkeypatch, scenario)

@@ -4,7 +4,9 @@ trigger query."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -92,6 +94,10 @@ class RecordingKube:
     ) -> list[dict[str, Any]]:
         self.scopes.add(namespace)
         return copy.deepcopy(self.objects.get(kind.kind, []))
+
+    async def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
+        found = [o for o in self.objects.get(kind.kind, []) if o["metadata"]["name"] == name]
+        return copy.deepcopy(found[0]) if found else None
 
     async def apply(self, manifest: dict[str, Any]) -> None:
         self.applied.append(manifest)
@@ -257,3 +263,73 @@ async def _delivered() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("token_file", "armed"),
+    [(None, ("False", "AlertReceiverTokenMissing")), ("/etc/modeldeploy/token", ("True", "Armed"))],
+)
+def test_an_alert_trigger_reports_whether_this_operator_serves_the_receiver(
+    token_file: str | None, armed: tuple[str, str]
+) -> None:
+    """Started without --alertmanager-token-file the operator serves no receiver: a policy
+    waiting only for an alert would wait forever, and says so."""
+    triggers = {"alertmanager": {"alertName": "ModelDrift"}}
+    body = policy(triggers=triggers).model_dump(mode="json", by_alias=True, exclude_none=True)
+    md = target().model_dump(mode="json", by_alias=True, exclude_none=True)
+    kube = RecordingKube({"RetrainingPolicy": [body], "ModelDeployment": [md]})
+    settings = OperatorSettings(
+        server_image=EVALUATOR_IMAGE,
+        alertmanager_token_file=Path(token_file) if token_file else None,
+    )
+    loop = RetrainingLoop(cast(KubeClient, kube), settings)
+    try:
+        asyncio.run(loop.pass_once())
+    finally:
+        asyncio.run(loop.close())
+    [(_, _, status)] = kube.patched
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions["Armed"] == armed
+    missing = [e for e in kube.events if e[1] == "AlertReceiverTokenMissing"]
+    assert missing == ([] if token_file else [("iris-drift", "AlertReceiverTokenMissing", True)])
+
+
+def test_the_loops_registry_calls_carry_the_runs_credentials() -> None:
+    asyncio.run(_with_credentials())
+
+
+async def _with_credentials() -> None:
+    authorization = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+    mlflow = FakeMlflow(name="iris", authorization=authorization)
+    mlflow.register("1")
+    mlflow.register("2")
+    mlflow.aliases["champion"] = "1"
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "mlflow-auth", "namespace": "models"},
+        "data": {
+            "username": base64.b64encode(b"reader").decode(),
+            "password": base64.b64encode(b"s3cret").decode(),
+        },
+    }
+    async with running(mlflow) as url:
+        body = evaluated_run(url)
+        body["spec"]["registry"]["credentialsSecretRef"] = {"name": "mlflow-auth"}
+        objects = {
+            "RetrainingPolicy": [policy().model_dump(mode="json", by_alias=True)],
+            "RetrainingRun": [body],
+            **evaluator_objects(body["metadata"]["name"]),
+        }
+        # Without its Secret the run holds, naming it; the registry is not asked.
+        kube = RecordingKube(objects)
+        await one_pass(kube)
+        [(_, _, held)] = [p for p in kube.patched if p[0] == "RetrainingRun"]
+        assert held["phase"] == "Evaluating"
+        assert "Secret mlflow-auth (credentialsSecretRef) does not exist" in held["message"]
+        assert mlflow.aliases["champion"] == "1" and mlflow.requests == []
+        kube = RecordingKube({**objects, "Secret": [secret]})
+        await one_pass(kube)
+        [(_, _, moved)] = [p for p in kube.patched if p[0] == "RetrainingRun"]
+        assert moved["phase"] == "Promoting"
+        assert mlflow.aliases["champion"] == "2"
+        assert "s3cret" not in str(kube.patched) + str(kube.events)

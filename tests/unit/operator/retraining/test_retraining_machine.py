@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from modeldeploy_operator.api import CredentialsSecretRef
 from modeldeploy_operator.api.retraining import RetrainingRun, RunPhase
 from modeldeploy_operator.retraining.jobs import (
     LABEL_RUN,
@@ -19,14 +20,17 @@ from modeldeploy_operator.retraining.machine import (
     TargetObservation,
     plan_run,
 )
+from modeldeploy_operator.retraining.policy import TriggerReading, plan_policy
 
 from tests.unit.operator.retraining.retraining_models import (
     EVALUATOR_IMAGE,
     RUN_UID,
     T0,
     evaluation_json,
+    policy,
     run,
     seconds,
+    target,
 )
 
 NOW = T0 + seconds(30)
@@ -205,3 +209,63 @@ def test_a_finished_run_does_nothing() -> None:
     done = run(phase=RunPhase.PROMOTED, championVersion="1", candidateVersion="2")
     plan = plan_run(done, RunObservation(), NOW)
     assert plan.status == done.status and plan.jobs == [] and plan.events == []
+
+
+def test_the_jobs_get_the_registry_credentials_by_reference_only() -> None:
+    """Trainer and evaluator talk to MLflow: with the target's credentials Secret, they get its
+    keys as MLflow's variables from the Secret (never a value), replacing the user's own."""
+    body = run().model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["spec"]["registry"]["credentialsSecretRef"] = {"name": "mlflow-auth"}
+    container = body["spec"]["training"]["jobTemplate"]["template"]["spec"]["containers"][0]
+    container["env"] = [{"name": "MLFLOW_TRACKING_PASSWORD", "value": "typed-in-the-template"}]
+    with_secret = RetrainingRun.model_validate(body)
+    [trainer] = plan_run(with_secret, RunObservation(champion=RegistryLookup("1")), NOW).jobs
+    training = with_secret.model_copy(
+        update={
+            "status": with_secret.status.model_copy(
+                update={"phase": RunPhase.TRAINING, "champion_version": "1"}
+            )
+        }
+    )
+    seen = RunObservation(
+        training=JobObservation(JobState.SUCCEEDED), candidate=RegistryLookup("2")
+    )
+    [evaluator] = plan_run(training, seen, NOW).jobs
+    expected = {
+        env: {"secretKeyRef": {"name": "mlflow-auth", "key": key, "optional": True}}
+        for env, key in (
+            ("MLFLOW_TRACKING_USERNAME", "username"),
+            ("MLFLOW_TRACKING_PASSWORD", "password"),
+            ("MLFLOW_TRACKING_TOKEN", "token"),
+        )
+    }
+    for job in (trainer, evaluator):
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        from_secret = {e["name"]: e.get("valueFrom") for e in container["env"]}
+        assert {k: v for k, v in from_secret.items() if k in expected} == expected
+        assert "typed-in-the-template" not in json.dumps(job)
+    # Without a Secret the evaluator has no environment at all, as before.
+    plain = run(phase=RunPhase.TRAINING, championVersion="1")
+    [evaluator] = plan_run(plain, seen, NOW).jobs
+    assert "env" not in evaluator["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_a_run_copies_the_targets_credentials_secret() -> None:
+    md = target()
+    source = md.spec.model.source
+    assert source is not None
+    mlflow = source.mlflow.model_copy(
+        update={"credentials_secret_ref": CredentialsSecretRef(name="mlflow-auth")}
+    )
+    model = md.spec.model.model_copy(
+        update={"source": source.model_copy(update={"mlflow": mlflow})}
+    )
+    md = md.model_copy(update={"spec": md.spec.model_copy(update={"model": model})})
+    held = policy(status={"heldSince": (T0 - seconds(3600)).isoformat()})
+    plan = plan_policy(
+        held, [], md, TriggerReading("q", 0.5), NOW, EVALUATOR_IMAGE, serves_alerts=True
+    )
+    assert plan.new_run is not None
+    assert plan.new_run.spec.registry.credentials_secret_ref == CredentialsSecretRef(
+        name="mlflow-auth"
+    )

@@ -34,8 +34,9 @@ def step(
 ) -> tuple[RetrainingPolicy, PolicyPlan]:
     """One pass at T0 + `at` seconds; the policy as the next pass reads it."""
     plan = plan_policy(
-        current, runs, md or target(), reading(value), T0 + seconds(at), EVALUATOR_IMAGE
-    )
+        current, runs, md or target(), reading(value), T0 + seconds(at), EVALUATOR_IMAGE,
+        serves_alerts=True,
+    )  # fmt: skip
     written = current.model_copy(update={"status": plan.status})
     return written, plan
 
@@ -82,7 +83,9 @@ def test_a_dip_below_the_threshold_restarts_the_hold() -> None:
 def test_no_data_is_not_drift_and_a_prometheus_error_keeps_the_hold() -> None:
     current, _ = step(policy(), 0.31, 0)
     error = TriggerReading(QUERY, error="connection refused")
-    plan = plan_policy(current, [], target(), error, T0 + seconds(70), EVALUATOR_IMAGE)
+    plan = plan_policy(
+        current, [], target(), error, T0 + seconds(70), EVALUATOR_IMAGE, serves_alerts=True
+    )
     assert plan.new_run is None and plan.status.held_since == T0
     _, plan = step(current, None, 70)
     assert plan.new_run is None and plan.status.held_since is None

@@ -48,10 +48,21 @@ def step(
     at: float,
     alerts: Sequence[Alert] = (),
     runs: Sequence[RetrainingRun] = (),
+    *,
+    serves_alerts: bool = True,
 ) -> tuple[RetrainingPolicy, PolicyPlan]:
-    """One pass at T0 + `at` seconds (no metric trigger); the policy as the next pass reads it."""
-    plan = plan_policy(current, runs, target(), None, T0 + seconds(at), EVALUATOR_IMAGE, alerts)
+    """One pass at T0 + `at` seconds (no metric reading) by an operator that serves the
+    Alertmanager receiver, or not; the policy as the next pass reads it."""
+    plan = plan_policy(
+        current, runs, target(), None, T0 + seconds(at), EVALUATOR_IMAGE, alerts,
+        serves_alerts=serves_alerts,
+    )  # fmt: skip
     return current.model_copy(update={"status": plan.status}), plan
+
+
+def condition(plan: PolicyPlan, kind: str) -> tuple[str, str | None, str | None]:
+    [found] = [c for c in plan.status.conditions if c.type == kind]
+    return found.status.value, found.reason, found.message
 
 
 def as_run(plan: PolicyPlan, phase: RunPhase | None = None) -> RetrainingRun:
@@ -183,3 +194,37 @@ def test_triggers_together_start_one_run_and_the_first_one_is_recorded() -> None
     assert plan.new_run.spec.trigger.source == "alertmanager"
     # The schedule's time is spent by that run.
     assert plan.status.last_schedule_time == T0 + seconds(1800)
+
+
+def test_an_alert_trigger_the_operator_serves_no_receiver_for_is_reported_once() -> None:
+    """The receiver is served only with a token file: without it the alert can never arrive,
+    and the policy says so, naming the flag and the chart values that serve it."""
+    current, plan = step(policy(triggers=ALERTING), 0, serves_alerts=False)
+    status, reason, message = condition(plan, "Armed")
+    assert (status, reason) == ("False", "AlertReceiverTokenMissing")
+    assert message is not None
+    for remedy in ("--alertmanager-token-file", "alertmanagerReceiver.tokenSecret.name"):
+        assert remedy in message
+    assert condition(plan, "AlertReceiver")[:2] == ("False", "AlertReceiverTokenMissing")
+    assert [(e.reason, e.warning) for e in plan.events] == [("AlertReceiverTokenMissing", True)]
+    # Still so on the next pass: reported, not announced again.
+    _, plan = step(current, 60, serves_alerts=False)
+    assert condition(plan, "Armed")[:2] == ("False", "AlertReceiverTokenMissing")
+    assert plan.events == []
+
+
+def test_other_triggers_keep_a_policy_armed_without_the_receiver() -> None:
+    _, plan = step(policy(triggers={**ALERTING, **SCHEDULED}), 0, serves_alerts=False)
+    assert condition(plan, "Armed")[:2] == ("True", "Armed")
+    assert condition(plan, "AlertReceiver")[:2] == ("False", "AlertReceiverTokenMissing")
+    assert [e.reason for e in plan.events] == ["AlertReceiverTokenMissing"]
+
+
+def test_a_served_receiver_arms_the_alert_trigger() -> None:
+    _, plan = step(policy(triggers=ALERTING), 0, serves_alerts=True)
+    assert condition(plan, "Armed")[:2] == ("True", "Armed")
+    assert condition(plan, "AlertReceiver")[:2] == ("True", "ReceiverServed")
+    assert plan.events == []
+    # A policy without an alertmanager trigger has nothing to say about the receiver.
+    _, plan = step(policy(triggers=SCHEDULED), 0, serves_alerts=False)
+    assert [c.type for c in plan.status.conditions] == ["Armed", "CoolingDown", "Suspended"]
