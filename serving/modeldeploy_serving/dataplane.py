@@ -21,7 +21,7 @@ from modeldeploy_serving.batching import MicroBatcher
 from modeldeploy_serving.drift import Reference, load_reference
 from modeldeploy_serving.errors import NotFound, NotReady, ReferenceDataError
 from modeldeploy_serving.metrics import BatchCounts, ServingMetrics
-from modeldeploy_serving.model import Method, ModelSignature, ServedModel
+from modeldeploy_serving.model import Method, ServedModel
 from modeldeploy_serving.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,6 @@ class DataPlane:
     @property
     def ready(self) -> bool:
         return self.model is not None
-
-    @property
-    def signature(self) -> ModelSignature | None:
-        """The served model's signature; None while it loads."""
-        model = self.model
-        return None if model is None else model.signature
 
     def set_model(self, model: ServedModel, reference: Reference | None) -> None:
         expected = model.signature.n_features
