@@ -229,8 +229,10 @@ def measure(
 ) -> int:
     """Instructions per request of `case`."""
     port = free_port()
-    out = COUNTING / f"case{index}.out"
-    for stale in COUNTING.glob(f"case{index}.out*"):
+    # Named after the results file, so that runs written to different files never mix.
+    stem = f"{args.output.stem}-case{index}"
+    out = COUNTING / f"{stem}.out"
+    for stale in COUNTING.glob(f"{stem}.out*"):
         stale.unlink()
     command = [
         "valgrind",
@@ -250,7 +252,7 @@ def measure(
         str(args.requests),
         *server_command(case, model_dir, port),
     ]
-    log = (COUNTING / f"case{index}.log").open("wb")
+    log = (COUNTING / f"{stem}.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "serving"), "PYTHONHASHSEED": "0"}
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
     try:
@@ -285,7 +287,7 @@ def measure(
             text=True,
             check=True,
         ).stdout
-        (COUNTING / f"case{index}.annotated.txt").write_text(profile)
+        (COUNTING / f"{stem}.annotated.txt").write_text(profile)
     return round(int(summary.group(1)) / args.requests)
 
 
