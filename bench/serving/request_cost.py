@@ -257,7 +257,7 @@ def measure(
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
     try:
         ready = "/" if model_dir is None else "/v2/health/ready"
-        wait_ready(port, ready, proc, timeout=600)
+        wait_ready(port, ready, proc, timeout=args.ready_timeout)
         path = "/v1/models/m:predict" if case.protocol == "v1" else "/v2/models/m/infer"
         if model_dir is None:
             path = "/"
@@ -299,6 +299,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=50, help="requests before counting")
     parser.add_argument("--cases", default="", help="comma-separated case numbers (default all)")
     parser.add_argument("--annotate", action="store_true", help="keep per-function profiles")
+    # Loading under valgrind takes a minute on an idle machine, far longer on a loaded one.
+    parser.add_argument("--ready-timeout", type=float, default=1800.0, help="seconds")
     parser.add_argument("--output", type=Path, default=RESULTS)
     # The server side, started by the driver under valgrind.
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
