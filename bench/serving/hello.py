@@ -20,15 +20,21 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
-if __name__ == "__main__":
-    uvicorn.run(
-        app,
+def config(port: int, asgi_app: Any = app) -> uvicorn.Config:
+    """The server around `asgi_app` (request_cost.py wraps `app` to count its requests)."""
+    return uvicorn.Config(
+        asgi_app,
         host="127.0.0.1",
-        port=int(sys.argv[1]),
+        port=port,
         loop="uvloop",
         http="httptools",
+        interface="asgi3",
         lifespan="off",
         access_log=False,
         log_level="warning",
         server_header=False,
     )
+
+
+if __name__ == "__main__":
+    uvicorn.Server(config(int(sys.argv[1]))).run()

@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 
 from modeldeploy_serving.errors import BadRequest
-from modeldeploy_serving.model import Method, ModelSignature
+from modeldeploy_serving.model import Method, ModelSignature, ServingPath
 from modeldeploy_serving.protocol_v1 import loads_object
 from modeldeploy_serving.tensor import array_from_json, json_ready
 
@@ -118,6 +118,8 @@ def _tensor(tensor: Any) -> tuple[np.ndarray, str]:
         info = np.iinfo(dtype)
         if data.min() < info.min or data.max() > info.max:
             raise BadRequest(f"inputs[0].data holds values outside the range of {datatype}")
+    if data.dtype == dtype:  # nothing to convert (FP64 from JSON numbers): nothing can overflow
+        return data.reshape(shape), name
     with np.errstate(over="ignore"):
         rows = data.reshape(shape).astype(dtype, copy=False)
     return rows, name
@@ -188,7 +190,10 @@ def encode_server_metadata(version: str) -> bytes:
     return orjson.dumps({"name": "modeldeploy", "version": version, "extensions": []})
 
 
-def encode_model_metadata(name: str, version: str, signature: ModelSignature | None) -> bytes:
+def encode_model_metadata(
+    name: str, version: str, signature: ModelSignature | None, path: ServingPath = "sklearn"
+) -> bytes:
+    """The model metadata; `path` says what computes the outputs of float64 rows (model.py)."""
     doc: dict[str, Any] = {"name": name, "versions": [version], "platform": "sklearn"}
     if signature is not None:
         n = signature.n_features if signature.n_features is not None else -1
@@ -207,7 +212,11 @@ def encode_model_metadata(name: str, version: str, signature: ModelSignature | N
                 {"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(signature.classes)]}
             )
         doc["outputs"] = outputs
-        parameters: dict[str, Any] = {"task": signature.task, "estimator": signature.estimator_type}
+        parameters: dict[str, Any] = {
+            "task": signature.task,
+            "estimator": signature.estimator_type,
+            "path": path,
+        }
         if signature.classes is not None:
             parameters["classes"] = signature.classes.tolist()
         if signature.feature_names is not None:

@@ -7,7 +7,7 @@ import orjson
 
 from modeldeploy_serving import protocol_v2
 from modeldeploy_serving.dataplane import DataPlane, Results
-from modeldeploy_serving.model import ModelSignature
+from modeldeploy_serving.model import ServedModel
 from modeldeploy_serving.rest.body import read_body
 from modeldeploy_serving.rest.types import JSON, Receive, Response, Scope
 
@@ -18,8 +18,8 @@ class V2Endpoints:
     def __init__(self, dataplane: DataPlane, max_body_bytes: int) -> None:
         self.dataplane = dataplane
         self.max_body_bytes = max_body_bytes
-        # The metadata document, encoded once per model (the signature it was encoded from).
-        self._metadata: tuple[ModelSignature | None, bytes] = (None, self._encode_metadata(None))
+        # The metadata document, encoded once per model (the model it was encoded for).
+        self._metadata: tuple[ServedModel | None, bytes] = (None, self._encode_metadata(None))
 
     async def infer(self, scope: Scope, receive: Receive) -> Response:
         model = self.dataplane.require_model()
@@ -40,16 +40,20 @@ class V2Endpoints:
         return 200 if ready else 503, body, JSON
 
     async def model_metadata(self, scope: Scope, receive: Receive) -> Response:
-        signature = self.dataplane.signature
+        model = self.dataplane.model
         encoded_for, encoded = self._metadata
-        if signature is not encoded_for:
-            encoded = self._encode_metadata(signature)
-            self._metadata = (signature, encoded)
+        if model is not encoded_for:
+            encoded = self._encode_metadata(model)
+            self._metadata = (model, encoded)
         return 200, encoded, JSON
 
-    def _encode_metadata(self, signature: ModelSignature | None) -> bytes:
+    def _encode_metadata(self, model: ServedModel | None) -> bytes:
+        if model is None:
+            return protocol_v2.encode_model_metadata(
+                self.dataplane.name, self.dataplane.version, None
+            )
         return protocol_v2.encode_model_metadata(
-            self.dataplane.name, self.dataplane.version, signature
+            self.dataplane.name, self.dataplane.version, model.signature, model.path
         )
 
     async def server_metadata(self, scope: Scope, receive: Receive) -> Response:

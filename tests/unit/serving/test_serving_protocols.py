@@ -352,6 +352,25 @@ def test_metadata(models: dict[str, Fitted], app_for: Callable[..., ServingApp])
     assert call(app, "GET", "/v1/models").json() == {"models": ["m"]}
 
 
+def test_the_model_metadata_says_which_path_serves(
+    models: dict[str, Fitted], app_for: Callable[..., ServingApp]
+) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    iris = models["logistic"]
+    served = [
+        (app_for(iris.estimator), "fast"),  # a LogisticRegression has an exact fast path
+        (app_for(models["pipeline"].estimator), "fast"),
+        (app_for(iris.estimator, fast_path=False), "sklearn"),  # --no-fast-path
+        (app_for(KNeighborsClassifier().fit(iris.X, iris.estimator.predict(iris.X))), "sklearn"),
+    ]
+    for app, path in served:
+        assert app.model is not None and app.model.path == path
+        meta = call(app, "GET", "/v2/models/m").json()
+        assert meta["parameters"]["path"] == path
+        assert call(app, "GET", "/v2/models/m/versions/1").json() == meta
+
+
 def test_every_status_the_errors_use_is_counted() -> None:
     def subclasses(cls: type[RequestError]) -> list[type[RequestError]]:
         found = [cls]
