@@ -2,6 +2,7 @@
 # Stops the platform's host processes (cluster/down.sh runs it before it removes the cluster).
 #
 #   cluster/platform/down.sh          stop Traefik, the Prometheus Operator and KEDA's operator
+#                                     and metrics adapter
 #   cluster/platform/down.sh all      also delete every object cluster/platform/up.sh created,
 #                                     for a cluster that keeps running
 set -euo pipefail
@@ -14,6 +15,7 @@ case ${1:-processes} in
   processes)
     stop traefik
     stop prometheus-operator
+    stop keda-adapter
     stop keda-operator
     ;;
   all)

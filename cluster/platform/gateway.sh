@@ -5,6 +5,11 @@
 # status (status.addresses and the listener's port) and in .cluster/platform/gateway.url;
 # Traefik's API URL is in the ConfigMap modeldeploy-system/traefik.
 # Backends are reached at their pod IPs, which the host routes to (the real node's bridge).
+# Traefik's Prometheus metrics are served on an entry point of their own on the real node's
+# address, where the platform's Prometheus (a pod) scrapes them (monitoring.sh, job
+# traefik-metrics), routers included: a request to a route whose backend has no pod is answered
+# 503 by Traefik and counted only by traefik_router_requests_total, the signal that wakes a
+# version KEDA scaled to zero.
 #
 #   cluster/platform/gateway.sh up | down
 set -euo pipefail
@@ -20,9 +25,10 @@ CONTROLLER_NAME=traefik.io/gateway-controller
 up() {
   [[ -x $TRAEFIK ]] || die "$TRAEFIK is missing (cluster/build.sh all builds it)"
   mkdir -p "$PLATFORM_DIR"
-  local port admin_port
+  local port admin_port metrics_address
   port=$(port_for gateway)
   admin_port=$(port_for traefik-admin)
+  metrics_address=$(traefik_metrics_address)
   kubectl_ apply -f - >/dev/null <<MANIFESTS
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
@@ -57,8 +63,15 @@ entryPoints:
     address: 127.0.0.1:$port
   traefik:
     address: 127.0.0.1:$admin_port
+  metrics:
+    address: $metrics_address
 ping:
   entryPoint: traefik
+metrics:
+  prometheus:
+    entryPoint: metrics
+    # Per router as well as per service and entry point (Traefik's defaults).
+    addRoutersLabels: true
 # The read-only API (runtime routers and services, weights included) on the loopback entry
 # point above; "insecure" means: without a router of its own.
 api:
@@ -81,6 +94,7 @@ CONFIG
   echo "http://127.0.0.1:$port" >"$PLATFORM_DIR/gateway.url"
   # Where tests find Traefik's API, whichever checkout started the cluster.
   kubectl_ create configmap traefik -n "$GATEWAY_NAMESPACE" --from-literal=api-url="http://127.0.0.1:$admin_port" \
+    --from-literal=metrics-url="http://$metrics_address/metrics" \
     --dry-run=client -o yaml | kubectl_ apply -f - >/dev/null
   echo "Gateway $GATEWAY_NAMESPACE/$GATEWAY (Traefik $TRAEFIK_VERSION) at http://127.0.0.1:$port"
 }

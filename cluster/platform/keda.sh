@@ -8,8 +8,12 @@
 # starts it and stops it.
 #
 # The operator alone moves a version between zero and one pod (it polls the triggers itself).
-# From one pod up, KEDA's HorizontalPodAutoscaler reads the external metrics API that KEDA's
-# metrics adapter serves; the adapter is built (cluster/build.sh) but not run here.
+# From one pod up, KEDA's HorizontalPodAutoscaler reads the external metrics API
+# (v1beta1.external.metrics.k8s.io) that KEDA's metrics adapter serves: a host process too, on
+# the real node's address, behind the selector-less Service keda/keda-metrics-apiserver whose
+# EndpointSlice names that address (the apiserver reaches an APIService through its Service's
+# cluster IP, and an Endpoint may not be a loopback address). Without a real node there is no
+# adapter: an APIService without a backend makes API discovery fail for every client.
 #
 #   cluster/platform/keda.sh up | down
 set -euo pipefail
@@ -20,6 +24,11 @@ source "$ROOT/cluster/platform/lib.sh"
 
 KEDA_NAMESPACE=keda
 CERT_DIR=$PLATFORM_DIR/keda-certs
+API_SERVICE=v1beta1.external.metrics.k8s.io
+ADAPTER_SERVICE=keda-metrics-apiserver
+# Lets the HorizontalPodAutoscaler controller read external metrics (the adapter authorizes
+# every request with the apiserver); named so that it cannot clash with a KEDA installation's.
+READER_ROLE=modeldeploy-platform-keda-external-metrics-reader
 
 crd_dir() {
   local dir
@@ -66,11 +75,105 @@ up() {
   wait_for 60 curl -fsS "http://127.0.0.1:$probe_port/readyz" ||
     die "the KEDA operator did not start (log: $PLATFORM_DIR/keda-operator.log)"
   echo "KEDA $KEDA_VERSION operator running (log: $PLATFORM_DIR/keda-operator.log)"
+  adapter "$service_port"
+}
+
+# adapter OPERATOR_SERVICE_PORT: KEDA's metrics adapter, which asks the operator's gRPC metrics
+# service for each value (mutual TLS from the same --cert-dir), and its APIService.
+adapter() {
+  [[ -x $KEDA_ADAPTER ]] || die "$KEDA_ADAPTER is missing (cluster/build.sh all builds it)"
+  local ip
+  ip=$(node_ip)
+  if [[ -z $ip ]]; then
+    echo "no real node: no KEDA metrics adapter (KEDA scales between zero and one pod only)"
+    return 0
+  fi
+  local port metrics_port
+  port=$(port_for keda-adapter)
+  metrics_port=$(port_for keda-adapter-metrics)
+  # The cluster from $KUBECONFIG for its own reads and for delegated authentication and
+  # authorization of the requests the apiserver forwards (no in-cluster service account).
+  WATCH_NAMESPACE="" POD_NAMESPACE=$KEDA_NAMESPACE \
+    spawn keda-adapter "$KEDA_ADAPTER" \
+    --bind-address="$ip" --secure-port="$port" \
+    --cert-dir="$CERT_DIR" --tls-cert-file="$CERT_DIR/tls.crt" --tls-private-key-file="$CERT_DIR/tls.key" \
+    --lister-kubeconfig="$KUBECONFIG" \
+    --authentication-kubeconfig="$KUBECONFIG" --authorization-kubeconfig="$KUBECONFIG" \
+    --metrics-service-address="127.0.0.1:$1" \
+    --port="$metrics_port"
+  wait_for 60 curl -skf "https://$ip:$port/readyz" ||
+    die "KEDA's metrics adapter did not start (log: $PLATFORM_DIR/keda-adapter.log)"
+  kubectl_ apply -f - >/dev/null <<MANIFESTS
+apiVersion: v1
+kind: Service
+metadata:
+  name: $ADAPTER_SERVICE
+  namespace: $KEDA_NAMESPACE
+spec:
+  ports:
+  - {name: https, port: 443, targetPort: $port}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: $ADAPTER_SERVICE
+  namespace: $KEDA_NAMESPACE
+  labels:
+    kubernetes.io/service-name: $ADAPTER_SERVICE
+    # Not the EndpointSlice controller's: it leaves this slice alone.
+    endpointslice.kubernetes.io/managed-by: modeldeploy-platform
+addressType: IPv4
+endpoints:
+- addresses: [$ip]
+  conditions: {ready: true}
+ports:
+- {name: https, port: $port, protocol: TCP}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: $READER_ROLE
+rules:
+- apiGroups: [external.metrics.k8s.io]
+  resources: ["*"]
+  verbs: [get, list, watch]
+---
+$(cluster_role_binding "$READER_ROLE" horizontal-pod-autoscaler kube-system)
+MANIFESTS
+  # The APIService only once the adapter answers at its Service's cluster IP (as
+  # metrics-server.sh: until kube-proxy has a rule for it, the apiserver's connections to that IP
+  # leave the machine by the default route).
+  local cluster_ip
+  cluster_ip=$(kubectl_ get -n "$KEDA_NAMESPACE" service "$ADAPTER_SERVICE" -o jsonpath='{.spec.clusterIP}')
+  wait_for 60 curl -skf "https://$cluster_ip/readyz" ||
+    die "KEDA's metrics adapter does not answer at its Service's cluster IP $cluster_ip (is kube-proxy running?)"
+  kubectl_ apply -f - >/dev/null <<MANIFESTS
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: $API_SERVICE
+spec:
+  group: external.metrics.k8s.io
+  version: v1beta1
+  service: {name: $ADAPTER_SERVICE, namespace: $KEDA_NAMESPACE}
+  # The adapter's certificate is self-signed (certificates above).
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+MANIFESTS
+  kubectl_ wait --for=condition=Available --timeout=120s "apiservice/$API_SERVICE" >/dev/null ||
+    die "KEDA's metrics adapter is not available (kubectl describe apiservice $API_SERVICE; log: $PLATFORM_DIR/keda-adapter.log)"
+  echo "KEDA $KEDA_VERSION metrics adapter serving external.metrics.k8s.io (log: $PLATFORM_DIR/keda-adapter.log)"
 }
 
 down() {
   local live=0
   "$KUBECTL" get --raw /readyz >/dev/null 2>&1 && live=1
+  # The APIService first: discovery fails for every client while it points at nothing.
+  if ((live)); then
+    kubectl_ delete --ignore-not-found "apiservice/$API_SERVICE" >/dev/null
+  fi
+  stop keda-adapter
   # ScaledObjects carry KEDA's finalizer: they go while the operator runs, then the CRDs.
   if ((live)) && kubectl_ get crd scaledobjects.keda.sh >/dev/null 2>&1; then
     kubectl_ delete --all-namespaces --all scaledobjects.keda.sh --timeout=60s >/dev/null || true
@@ -78,6 +181,8 @@ down() {
   stop keda-operator
   ((live)) || return 0
   kubectl_ delete --ignore-not-found -f "$(crd_dir)" >/dev/null
+  kubectl_ delete --ignore-not-found "clusterrolebinding/$READER_ROLE" "clusterrole/$READER_ROLE" >/dev/null
+  # The namespace takes the adapter's Service and EndpointSlice with it.
   kubectl_ delete --ignore-not-found namespace "$KEDA_NAMESPACE" --wait=false >/dev/null
 }
 

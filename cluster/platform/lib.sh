@@ -100,3 +100,20 @@ BINDING
 has_real_node() {
   [[ -n $(kubectl_ get nodes -l 'type!=kwok' -o name 2>/dev/null) ]]
 }
+
+# The real node's address (its InternalIP, the host end of cluster/node/'s veth): where host
+# processes listen for what must reach them from pods or through a Service, since an Endpoint
+# may not be a loopback address. Empty without a real node.
+node_ip() {
+  kubectl_ get nodes -l 'type!=kwok' \
+    -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null || true
+}
+
+# Where Traefik serves its Prometheus metrics (gateway.sh), HOST:PORT, for the scrape job of
+# the platform's Prometheus (monitoring.sh): the real node's address, which pods reach; without
+# a real node no Prometheus runs to scrape it, and the loopback address is enough.
+traefik_metrics_address() {
+  local ip
+  ip=$(node_ip)
+  echo "${ip:-127.0.0.1}:$(port_for traefik-metrics)"
+}

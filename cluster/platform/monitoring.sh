@@ -6,6 +6,9 @@
 # The operator's governing Service prometheus-operated.monitoring:9090 is the modeldeploy
 # operator's default Prometheus URL; from the host, the Service `prometheus` (a ClusterIP that
 # kube-proxy serves on the host too) is in .cluster/platform/prometheus.url.
+# Besides what the operator's selectors find, Prometheus scrapes Traefik, a host process
+# (gateway.sh), in the job traefik-metrics: a static target from the Secret
+# additional-scrape-configs, the Prometheus Operator's way to add plain scrape configurations.
 #
 #   cluster/platform/monitoring.sh up | down
 set -euo pipefail
@@ -15,6 +18,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 source "$ROOT/cluster/platform/lib.sh"
 
 PROMETHEUS=modeldeploy
+# The Secret with Prometheus' scrape configurations beyond the selected monitors (Traefik's).
+SCRAPE_CONFIGS=additional-scrape-configs
 # The label every object the modeldeploy operator writes carries (docs/monitoring.md).
 SELECTED_LABEL='app.kubernetes.io/part-of: modeldeploy'
 # Cluster-scoped objects, named so that they cannot clash with another installation's.
@@ -75,6 +80,17 @@ rules:
 ---
 $(cluster_role_binding "$CLUSTER_ROLE" prometheus "$MONITORING_NAMESPACE")
 ---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: $SCRAPE_CONFIGS
+  namespace: $MONITORING_NAMESPACE
+stringData:
+  scrape-configs.yaml: |
+    - job_name: traefik-metrics
+      static_configs:
+      - targets: ["$(traefik_metrics_address)"]
+---
 apiVersion: monitoring.coreos.com/v1
 kind: Prometheus
 metadata:
@@ -97,6 +113,7 @@ spec:
   ruleSelector:
     matchLabels: {$SELECTED_LABEL}
   ruleNamespaceSelector: {}
+  additionalScrapeConfigs: {name: $SCRAPE_CONFIGS, key: scrape-configs.yaml}
   resources:
     requests: {cpu: 50m, memory: 128Mi}
 ---

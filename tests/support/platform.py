@@ -62,6 +62,22 @@ def traefik_weights(api: str, namespace: str) -> dict[str, int]:
     }
 
 
+# The scrape job of Traefik's metrics in the platform's Prometheus (cluster/platform/monitoring.sh).
+TRAEFIK_SCRAPE_JOB: Final = "traefik-metrics"
+
+
+def traefik_route_requests_query(namespace: str, route: str) -> str:
+    """The request rate Traefik counts for the HTTPRoute `namespace/route` on the Gateway
+    modeldeploy-system/web, 503s for a backend without pods included (PromQL).
+
+    Traefik (pkg/provider/kubernetes/gateway) names a router
+    `httproute-<namespace>-<route>-gw-<gateway namespace>-<gateway>-ep-<entry point>-<rule>-<hash
+    of the match>@kubernetesgateway`, one per match of a rule: the prefix takes them all.
+    """
+    router = f"httproute-{namespace}-{route}-gw-{GATEWAY_NAMESPACE}-{GATEWAY_NAME}-ep-.+"
+    return f'sum(rate(traefik_router_requests_total{{router=~"{router}"}}[1m]))'
+
+
 def prometheus_url(kube: Kubectl) -> str:
     """The Prometheus the Prometheus Operator runs, through its Service's cluster IP."""
     service = kube.in_namespace(MONITORING_NAMESPACE).get("service", PROMETHEUS_SERVICE)
