@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections import Counter
@@ -314,8 +315,12 @@ def test_a_canary_through_the_gateway_splits_as_declared_and_no_request_fails_ac
         st = rolled_back(site, name, SLOW)
         assert st["stableVersion"] == HEALTHY
         checks = {c["name"]: c for c in st["lastAnalysis"]["checks"]}
-        assert checks["latencyP99Ms"]["passed"] is False, checks
-        assert checks["latencyP99Ms"]["value"] > LATENCY_LIMIT_MS, checks
+        latency = checks["latencyP99Ms"]
+        assert latency["passed"] is False, checks
+        # Measured above the limit, not missing: a p99 beyond the largest histogram bucket is
+        # +Inf, which status (JSON) gives in the message only (seen with three test workers).
+        assert "is above the maximum" in latency["message"], checks
+        assert latency.get("value", math.inf) > LATENCY_LIMIT_MS, checks
         # The stable version alone again, and the canary's pods gone, still under load.
         removed(site, name, SLOW)
     versions = Counter(a.version for a in load.answers if a.ok)
