@@ -57,8 +57,10 @@ test-unit: $(STAMP)
 # TEST_WORKERS pytest-xdist workers run them side by side (whole files per worker: a file's
 # fixtures are set up once); the `serial` tests change what every test sees, so they run after,
 # alone. Both parts always run; either failing fails the target. The slowest tests are listed at
-# the end, so the run's time can be read by file.
-TEST_WORKERS ?= 3
+# the end, so the run's time can be read by file. One worker by default: with three, two tests
+# failed under the load in one of two clean-clone runs (see the closing note of 2026-12-02);
+# `make test TEST_WORKERS=3` takes about 33 minutes warm instead of about 46.
+TEST_WORKERS ?= 1
 test: $(STAMP) cluster-tools $(NODE_IMAGES)
 	@status=0; \
 	$(VENV)/bin/pytest tests -q -n $(TEST_WORKERS) --dist loadfile -m 'not serial' --durations=25 || status=$$?; \
