@@ -140,29 +140,8 @@ rules:
 ---
 $(cluster_role_binding "$READER_ROLE" horizontal-pod-autoscaler kube-system)
 MANIFESTS
-  # The APIService only once the adapter answers at its Service's cluster IP (as
-  # metrics-server.sh: until kube-proxy has a rule for it, the apiserver's connections to that IP
-  # leave the machine by the default route).
-  local cluster_ip
-  cluster_ip=$(kubectl_ get -n "$KEDA_NAMESPACE" service "$ADAPTER_SERVICE" -o jsonpath='{.spec.clusterIP}')
-  wait_for 60 curl -skf "https://$cluster_ip/readyz" ||
-    die "KEDA's metrics adapter does not answer at its Service's cluster IP $cluster_ip (is kube-proxy running?)"
-  kubectl_ apply -f - >/dev/null <<MANIFESTS
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: $API_SERVICE
-spec:
-  group: external.metrics.k8s.io
-  version: v1beta1
-  service: {name: $ADAPTER_SERVICE, namespace: $KEDA_NAMESPACE}
-  # The adapter's certificate is self-signed (certificates above).
-  insecureSkipTLSVerify: true
-  groupPriorityMinimum: 100
-  versionPriority: 100
-MANIFESTS
-  kubectl_ wait --for=condition=Available --timeout=120s "apiservice/$API_SERVICE" >/dev/null ||
-    die "KEDA's metrics adapter is not available (kubectl describe apiservice $API_SERVICE; log: $PLATFORM_DIR/keda-adapter.log)"
+  register_api_service "$API_SERVICE" external.metrics.k8s.io "$ADAPTER_SERVICE" "$KEDA_NAMESPACE" \
+    "KEDA's metrics adapter" "log: $PLATFORM_DIR/keda-adapter.log"
   echo "KEDA $KEDA_VERSION metrics adapter serving external.metrics.k8s.io (log: $PLATFORM_DIR/keda-adapter.log)"
 }
 

@@ -117,3 +117,31 @@ traefik_metrics_address() {
   ip=$(node_ip)
   echo "${ip:-127.0.0.1}:$(port_for traefik-metrics)"
 }
+
+# register_api_service NAME GROUP SERVICE NAMESPACE WHAT LOGS: registers the aggregated API
+# GROUP/v1beta1 served behind SERVICE, once its backend answers at the Service's cluster IP (until
+# kube-proxy has a rule for it, the apiserver's connections to that IP leave the machine by the
+# default route and stay open, answered by whatever is there), and waits until the apiserver
+# reports it Available. The backend's certificate is self-signed. WHAT names the backend in
+# errors; LOGS says where to look when it fails.
+register_api_service() {
+  local name=$1 group=$2 service=$3 namespace=$4 what=$5 logs=$6 cluster_ip
+  cluster_ip=$(kubectl_ get -n "$namespace" service "$service" -o jsonpath='{.spec.clusterIP}')
+  wait_for 60 curl -skf "https://$cluster_ip/readyz" ||
+    die "$what does not answer at its Service's cluster IP $cluster_ip (is kube-proxy running?)"
+  kubectl_ apply -f - >/dev/null <<MANIFESTS
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: $name
+spec:
+  group: $group
+  version: v1beta1
+  service: {name: $service, namespace: $namespace}
+  insecureSkipTLSVerify: true
+  groupPriorityMinimum: 100
+  versionPriority: 100
+MANIFESTS
+  kubectl_ wait --for=condition=Available --timeout=120s "apiservice/$name" >/dev/null ||
+    die "$what is not available (kubectl describe apiservice $name; $logs)"
+}

@@ -128,31 +128,10 @@ spec:
   ports:
   - {name: https, port: 443, targetPort: https}
 MANIFESTS
-  # The APIService only once metrics-server answers at its Service's cluster IP: until kube-proxy
-  # has a rule for it, the apiserver's connections to that IP leave the machine by the default
-  # route, and the apiserver keeps them open, answered by whatever is there.
   kubectl_ rollout status -n kube-system deployment/metrics-server --timeout=120s >/dev/null ||
     die "metrics-server is not ready (kubectl -n kube-system logs deploy/metrics-server)"
-  local ip
-  ip=$(kubectl_ get -n kube-system service metrics-server -o jsonpath='{.spec.clusterIP}')
-  wait_for 60 curl -skf "https://$ip/readyz" ||
-    die "metrics-server does not answer at its Service's cluster IP $ip (is kube-proxy running?)"
-  kubectl_ apply -f - >/dev/null <<MANIFESTS
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: $API_SERVICE
-spec:
-  group: metrics.k8s.io
-  version: v1beta1
-  service: {name: metrics-server, namespace: kube-system}
-  # metrics-server's certificate is self-signed (--cert-dir).
-  insecureSkipTLSVerify: true
-  groupPriorityMinimum: 100
-  versionPriority: 100
-MANIFESTS
-  kubectl_ wait --for=condition=Available --timeout=120s "apiservice/$API_SERVICE" >/dev/null ||
-    die "metrics-server is not available (kubectl describe apiservice $API_SERVICE; kubectl -n kube-system logs deploy/metrics-server)"
+  register_api_service "$API_SERVICE" metrics.k8s.io metrics-server kube-system metrics-server \
+    "kubectl -n kube-system logs deploy/metrics-server"
   echo "metrics-server $METRICS_SERVER_VERSION serving metrics.k8s.io"
 }
 
