@@ -29,7 +29,7 @@ from modeldeploy_serving import evaluate
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch import fetch
 
-from tests.support.mlflow_server import ADMIN, MlflowServer
+from tests.support.mlflow_server import ADMIN, MlflowServer, iris_champion
 from tests.unit.operator.factories import md_body
 
 PASSWORD = "not-the-default-1234"
@@ -38,14 +38,8 @@ SECRET = "mlflow-auth"
 
 @pytest.fixture(scope="module")
 def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow-auth"), admin_password=PASSWORD)
-    server.start()
-    try:
-        server.register("iris", 2)
-        server.set_alias("iris", "champion", "2")
+    with iris_champion(tmp_path_factory.mktemp("mlflow-auth"), admin_password=PASSWORD) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def following(server: MlflowServer, credentials: bool = True) -> ModelDeployment:

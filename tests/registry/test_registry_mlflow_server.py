@@ -19,19 +19,13 @@ from modeldeploy_operator.registry.mlflow import (
     RegisteredVersion,
 )
 
-from tests.support.mlflow_server import MlflowServer
+from tests.support.mlflow_server import MlflowServer, iris_champion
 
 
 @pytest.fixture(scope="module")
 def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
-    server.start()
-    try:
-        server.register("iris", 2)
-        server.set_alias("iris", "champion", "2")
+    with iris_champion(tmp_path_factory.mktemp("mlflow")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def resolve(server: MlflowServer, **follow: str) -> tuple[RegisteredVersion, ModelFile]:

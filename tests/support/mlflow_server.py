@@ -5,11 +5,13 @@ scikit-learn models logged by MLflow itself. With `admin_password`, MLflow's own
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -141,3 +143,17 @@ class MlflowServer:
             auth=self.auth,
         )
         answer.raise_for_status()
+
+
+@contextlib.contextmanager
+def iris_champion(root: Path, admin_password: str | None = None) -> Iterator[MlflowServer]:
+    """A started server (with basic auth when `admin_password` is given) holding iris versions 1
+    and 2, alias champion on 2; stopped on exit."""
+    server = MlflowServer(root, admin_password=admin_password)
+    server.start()
+    try:
+        server.register("iris", 2)
+        server.set_alias("iris", "champion", "2")
+        yield server
+    finally:
+        server.stop()
