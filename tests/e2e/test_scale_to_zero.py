@@ -54,8 +54,12 @@ MAX_REPLICAS: Final = 3
 # Twice what MAX_REPLICAS pods serve at the target: KEDA's HPA asks for the maximum.
 LOAD_RPS: Final = 2 * MAX_REPLICAS * TARGET_RPS
 LOAD_CONNECTIONS: Final = 3
-# KEDA waits this long without activity before zero; then its next poll scales.
-TO_ZERO_TIMEOUT: Final = keda.COOLDOWN_SECONDS + 4 * keda.POLLING_INTERVAL_SECONDS + 120
+# How long the version must be idle before KEDA takes it to zero (spec.autoscaling.
+# scaleToZeroAfter): a new version serves as long, which must outlast the wait for Ready and the
+# start of the first test's load.
+IDLE_SECONDS: Final = 120
+# KEDA waits IDLE_SECONDS without activity before zero; then its next poll scales.
+TO_ZERO_TIMEOUT: Final = IDLE_SECONDS + 4 * keda.POLLING_INTERVAL_SECONDS + 120
 # Two scrapes of Traefik for a rate, a KEDA poll, then a pod that loads its model.
 WAKE_TIMEOUT: Final = 240
 
@@ -114,6 +118,7 @@ def _model(k: Kubectl, prometheus: str) -> dict[str, Any]:
                 "minReplicas": 0,
                 "maxReplicas": MAX_REPLICAS,
                 "targetRequestsPerSecond": TARGET_RPS,
+                "scaleToZeroAfter": f"{IDLE_SECONDS}s",
             },
             "server": {"resources": {"requests": {"cpu": "50m", "memory": "128Mi"}}},
             # The Prometheus KEDA's trigger queries (KEDA runs on this machine: a cluster IP).

@@ -25,6 +25,9 @@ AUTOSCALING_TARGET_RULE: Final = Rule(
 # The autoscaling/v2 API's own bound on a stabilization window.
 MAX_STABILIZATION: Final = "1h"
 SCALE_DOWN_STABILIZATION_PATH: Final = "spec.autoscaling.scaleDownStabilization"
+SCALE_TO_ZERO_AFTER_PATH: Final = "spec.autoscaling.scaleToZeroAfter"
+# Below KEDA's polling of the trigger (15 s) a version would flap between zero and one pod.
+MIN_SCALE_TO_ZERO_AFTER: Final = "30s"
 SCALE_TO_ZERO_RULE: Final = Rule(
     "self.minReplicas > 0 || has(self.targetRequestsPerSecond)",
     "spec.autoscaling.minReplicas 0 (scale to zero) needs spec.autoscaling."
@@ -87,10 +90,23 @@ class AutoscalingSpec(SpecModel):
         maximum=MAX_STABILIZATION,
     )
 
+    scale_to_zero_after: str = duration_field(
+        "5m",
+        description="With minReplicas 0: how long a version must go without requests before "
+        "it goes from one pod to zero, and how long a new version serves before it may (KEDA's "
+        "cooldownPeriod and initialCooldownPeriod). The next request after that waits for a "
+        "pod to start and load the model.",
+        path=SCALE_TO_ZERO_AFTER_PATH,
+        minimum=MIN_SCALE_TO_ZERO_AFTER,
+    )
+
     @model_validator(mode="after")
     def _rules(self) -> AutoscalingSpec:
         check_duration_range(
             self.scale_down_stabilization, SCALE_DOWN_STABILIZATION_PATH, "0s", MAX_STABILIZATION
+        )
+        check_duration_range(
+            self.scale_to_zero_after, SCALE_TO_ZERO_AFTER_PATH, MIN_SCALE_TO_ZERO_AFTER
         )
         AUTOSCALING_BOUNDS_RULE.require(self.min_replicas <= self.max_replicas)
         AUTOSCALING_TARGET_RULE.require(

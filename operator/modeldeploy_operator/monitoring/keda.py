@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.api.units import parse_duration
 from modeldeploy_operator.builders.hpa import behavior, replica_bounds
 from modeldeploy_operator.builders.meta import child_metadata
 from modeldeploy_operator.builders.plan import TrackPlan
@@ -41,10 +42,6 @@ CRD: Final = kinds.SCALED_OBJECT.crd_name
 ANNOTATION_WAKE_QUERY: Final = "modeldeploy.dev/scale-from-zero-query"
 RATE_WINDOW: Final = "1m"
 POLLING_INTERVAL_SECONDS: Final = 15
-# How long a version must be idle before KEDA takes it from one pod to zero; a new version serves
-# as long before it may go (KEDA's initialCooldownPeriod, 0 by default, takes a ScaledObject that
-# was never active to zero at once: a new model would never become Ready).
-COOLDOWN_SECONDS: Final = 300
 REASON_UNAVAILABLE: Final = "ScaleToZeroUnavailable"
 REASON_NO_WAKE_QUERY: Final = "ScaleToZeroWithoutWakeQuery"
 
@@ -138,6 +135,7 @@ def desired_scaled_object(
     if plan.track == "stable" and autoscaling.min_replicas == 0:
         low = 0
     rps = _keda_number(autoscaling.target_requests_per_second)
+    idle_seconds = round(parse_duration(autoscaling.scale_to_zero_after))
     requests = m.selector(m.REQUESTS_TOTAL, m.version_scope(namespace, name, version))
     triggers = [_prometheus_trigger(prometheus_url, f"sum(rate({requests}[{RATE_WINDOW}]))", rps)]
     wake = md.metadata.annotations.get(ANNOTATION_WAKE_QUERY, "").strip()
@@ -164,8 +162,11 @@ def desired_scaled_object(
             "minReplicaCount": low,
             "maxReplicaCount": high,
             "pollingInterval": POLLING_INTERVAL_SECONDS,
-            "cooldownPeriod": COOLDOWN_SECONDS,
-            "initialCooldownPeriod": COOLDOWN_SECONDS,
+            "cooldownPeriod": idle_seconds,
+            # A new version serves as long before it may go: KEDA's default, 0, takes a
+            # ScaledObject that was never active to zero at once, and a new model never
+            # becomes Ready.
+            "initialCooldownPeriod": idle_seconds,
             "advanced": {
                 "horizontalPodAutoscalerConfig": {"behavior": behavior(autoscaling)},
             },

@@ -203,4 +203,17 @@ def test_a_new_version_serves_for_a_cooldown_before_it_may_go_to_zero(make_md: M
     never became Ready."""
     spec = _scaled(_with_wake_query(make_md(autoscaling=TO_ZERO)))["spec"]
     assert spec["minReplicaCount"] == 0
-    assert spec["initialCooldownPeriod"] == spec["cooldownPeriod"] == keda.COOLDOWN_SECONDS
+    assert spec["initialCooldownPeriod"] == spec["cooldownPeriod"] == 300
+
+
+def test_the_idle_time_before_zero_is_the_specs(make_md: MakeMd) -> None:
+    md = _with_wake_query(make_md(autoscaling={**TO_ZERO, "scaleToZeroAfter": "1m30s"}))
+    spec = _scaled(md)["spec"]
+    assert spec["initialCooldownPeriod"] == spec["cooldownPeriod"] == 90
+
+
+def test_an_idle_time_below_kedas_polling_is_refused(make_md: MakeMd) -> None:
+    with pytest.raises(
+        ValueError, match=r"spec\.autoscaling\.scaleToZeroAfter must be between 30s"
+    ):
+        make_md(autoscaling={**TO_ZERO, "scaleToZeroAfter": "10s"})
