@@ -6,6 +6,8 @@
 # their Kubernetes library versions differ).
 #
 #   cluster/build.sh all            build everything that is missing
+#   cluster/build.sh required       all but the optional components (OPTIONAL): what a cluster needs
+#   cluster/build.sh keda           only KEDA (waits for a build of it already under way)
 #   cluster/build.sh platform       build only the platform components (PLATFORM)
 #   cluster/build.sh paths          print NAME=PATH lines for every binary (builds nothing)
 set -euo pipefail
@@ -91,12 +93,15 @@ preflight() {
 build() {
   local name=$1 version=$2 out=$3 module=$4 ldflags=$5
   shift 5
-  local missing=0 pkg
+  local missing=0 pkg lock
+  mkdir -p "$out" "$LOG_DIR"
+  # One build of a component at a time: a second caller waits, then finds the binaries.
+  exec {lock}>"$out/.build.lock"
+  flock "$lock"
   for pkg in "$@"; do [[ -x $out/$(basename "$pkg") ]] || missing=1; done
   ((missing)) || return 0
   preflight
-  mkdir -p "$out" "$LOG_DIR"
-  local log=$LOG_DIR/$name-$version.log start=$SECONDS
+  local log=$LOG_DIR/$name-$version.log start=$SECONDS cpu
   echo "building $name $version — first run only, this takes a few minutes (log: $log)"
   # Build into a temporary directory and move into place, so an interrupted build leaves no
   # half-written binary that a later run would take for a finished one.
@@ -104,7 +109,10 @@ build() {
   tmp=$(mktemp -d "$out/.build.XXXXXX")
   # -buildvcs=false: the consumer modules live in our git checkout; stamping it is pointless
   # and fails on checkouts owned by another user.
-  if ! (cd "$MODULES/$module" && go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; then
+  # The CPU seconds (user + system) of the build, reported beside its wall time.
+  local TIMEFORMAT='%U %S'
+  if ! { time (cd "$MODULES/$module" && go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; } 2>"$tmp.cpu"; then
+    rm -f "$tmp.cpu"
     rm -rf "$tmp"
     if grep -q -E 'dial tcp|no such host|i/o timeout|connection refused|TLS handshake' "$log"; then
       die "cannot reach the Go module proxy ($(go env GOPROXY)) to download $name $version's sources; it is needed once (full log: $log)"
@@ -112,7 +120,8 @@ build() {
     die "building $name $version failed: $(grep -m1 -E 'error|cannot|not found' "$log" || tail -1 "$log") (full log: $log)"
   fi
   mv "$tmp"/* "$out"/ && rmdir "$tmp"
-  echo "built $name $version in $((SECONDS - start))s"
+  cpu=$(awk '{printf "%d", $1 + $2}' "$tmp.cpu") && rm -f "$tmp.cpu"
+  echo "built $name $version in $((SECONDS - start))s (${cpu}s of CPU)"
 }
 
 # How many component builds run at once. Each `go build` already compiles packages on every
@@ -174,13 +183,25 @@ build_helm() {
 
 # Longest first: Kubernetes and KEDA take the longest cold.
 PLATFORM=(keda traefik prometheus prometheus_operator metrics_server coredns)
+ALL=(kubernetes keda traefik kwok prometheus helm prometheus_operator metrics_server etcd coredns)
+# Only the scale-to-zero tests use KEDA, the longest build after Kubernetes: `make test` builds it
+# in the background while the other tests run (Makefile).
+OPTIONAL=(keda)
 
-build_all() {
-  # Module downloads are network-bound (about 5 minutes cold for the platform): they run while
-  # the control plane compiles.
+# build_set COMPONENT...: builds those components, the platform's module downloads (network-bound,
+# about 5 minutes cold) running meanwhile.
+build_set() {
   prefetch_platform &
-  run_builds kubernetes keda traefik kwok prometheus helm prometheus_operator metrics_server etcd coredns
+  run_builds "$@"
   wait
+}
+
+required() {
+  local name optional
+  for name in "${ALL[@]}"; do
+    for optional in "${OPTIONAL[@]}"; do [[ $name == "$optional" ]] && continue 2; done
+    echo "$name"
+  done
 }
 
 # Downloads the modules of every platform component that is not built yet, all at once
@@ -249,8 +270,10 @@ build_keda() {
 }
 
 case ${1:-all} in
-  all) build_all ;;
+  all) build_set "${ALL[@]}" ;;
+  required) mapfile -t components < <(required) && build_set "${components[@]}" ;;
+  keda) build_keda ;;
   paths) print_paths ;;
   platform) run_builds "${PLATFORM[@]}" ;;
-  *) die "usage: cluster/build.sh [all|platform|paths]" ;;
+  *) die "usage: cluster/build.sh [all|required|keda|platform|paths]" ;;
 esac

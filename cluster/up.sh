@@ -23,7 +23,7 @@ export KUBECONFIG=$STATE/kubeconfig
 
 die() { echo "modeldeploy cluster: $*" >&2; exit 1; }
 
-"$ROOT/cluster/build.sh" all
+"$ROOT/cluster/build.sh" required
 eval "$("$ROOT/cluster/build.sh" paths)"
 
 # Healthy: every component we started is alive, the apiserver is ready and the nodes are Ready.

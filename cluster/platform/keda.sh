@@ -50,7 +50,8 @@ certificates() {
 }
 
 up() {
-  [[ -x $KEDA_OPERATOR ]] || die "$KEDA_OPERATOR is missing (cluster/build.sh all builds it)"
+  # Built on first use, or finished first when `make test` is building it in the background.
+  "$ROOT/cluster/build.sh" keda || die "KEDA did not build (cluster/build.sh keda)"
   mkdir -p "$PLATFORM_DIR"
   local crds
   crds=$(crd_dir)

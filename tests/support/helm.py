@@ -39,7 +39,7 @@ def helm_binary() -> Path:
     line = next(line for line in paths.stdout.splitlines() if line.startswith("HELM="))
     path = Path(line.split("=", 1)[1])
     if not os.access(path, os.X_OK):
-        subprocess.run([str(BUILD), "all"], check=True)
+        subprocess.run([str(BUILD), "required"], check=True)
     return path
 
 
