@@ -55,9 +55,9 @@ MAX_REPLICAS: Final = 3
 LOAD_RPS: Final = 2 * MAX_REPLICAS * TARGET_RPS
 LOAD_CONNECTIONS: Final = 3
 # How long the version must be idle before KEDA takes it to zero (spec.autoscaling.
-# scaleToZeroAfter): a new version serves as long, which must outlast the wait for Ready and the
-# start of the first test's load.
-IDLE_SECONDS: Final = 120
+# scaleToZeroAfter): a new version serves as long, which must outlast the wait for Ready, the
+# first test's load and KEDA seeing it (Prometheus' scrapes and rate window, KEDA's polling).
+IDLE_SECONDS: Final = 180
 # KEDA waits IDLE_SECONDS without activity before zero; then its next poll scales.
 TO_ZERO_TIMEOUT: Final = IDLE_SECONDS + 4 * keda.POLLING_INTERVAL_SECONDS + 120
 # Two scrapes of Traefik for a rate, a KEDA poll, then a pod that loads its model.
