@@ -462,3 +462,48 @@ def test_an_optional_crd_removed_and_restored_while_the_operator_runs(
         assert ended_cleanly
 
     asyncio.run(scenario())
+
+
+def test_a_standby_keeps_its_view_of_the_optional_kinds_but_reconciles_nothing() -> None:
+    """The controller's own watches run on a standby too (unlike kopf's, paused there): they
+    keep its view current, and its workers still write nothing until it leads."""
+    settings = OperatorSettings(server_image="img", namespaces=("ns",), peering="md")
+    api = FakeApiserver([kinds.POD_MONITOR])
+    labels = {naming.LABEL_MANAGED_BY: naming.MANAGER, naming.LABEL_MODEL: "iris"}
+
+    async def scenario() -> tuple[bool, list[Any]]:
+        controller = Controller(settings)
+        reconciled: list[Any] = []
+        async with running(api) as url:
+            client = KubeClient(Credentials(url, False))
+            reconciler = Reconciler(client, controller.view, controller.queue, settings)
+
+            async def reconcile(key: Any) -> None:
+                reconciled.append(key)
+
+            reconciler.reconcile = reconcile  # type: ignore[method-assign]
+            controller._client, controller._reconciler = client, reconciler
+            controller._tasks.append(
+                asyncio.create_task(controller.queue.run_worker(controller._process))
+            )
+            controller._start_watches(client)
+            try:
+                api.put(
+                    kinds.POD_MONITOR,
+                    {"metadata": {"name": "iris", "namespace": "ns", "labels": labels}},
+                )
+                await wait_until(
+                    "the view holds the PodMonitor", lambda: bool(controller.view.children)
+                )
+                await asyncio.sleep(0.5)
+                standby_reconciled = bool(reconciled)
+                controller._active.set()  # as the peering poll does when it leads
+                await wait_until("the leader reconciles", lambda: bool(reconciled))
+            finally:
+                await controller._cleanup()
+                await client.close()
+        return standby_reconciled, reconciled
+
+    standby_reconciled, reconciled = asyncio.run(scenario())
+    assert not standby_reconciled
+    assert reconciled == [("ns", "iris")]
