@@ -29,6 +29,7 @@ from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.diffbase import NoDiffBase
 from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kindwatch import (
+    REQUEST_RETRY_BACKOFFS,
     WATCH_CONNECT_TIMEOUT_SECONDS,
     WATCH_INACTIVITY_TIMEOUT_SECONDS,
     WATCH_SERVER_TIMEOUT_SECONDS,
@@ -63,14 +64,6 @@ KOPF_WATCHED_CHILDREN = tuple(
 # and drop the others only after keeping its per-object state for each.
 SELECTED_KINDS = (*KOPF_WATCHED_CHILDREN, kinds.POD)
 
-# kopf's retries of a failed request, e.g. a watch reconnecting while the apiserver restarts
-# (connection refused, then 503 "not all HTTP paths installed", then 429 "storage is
-# (re)initializing" for the ModelDeployments' watch cache): at most 2 s apart, so a returning
-# apiserver is found within 2 s (kopf's default grows to 13 and 21 s: measured, a change made
-# after the apiserver returned waited 17 s), and as long in total as kopf's default (54 s) before
-# the error escalates. A longer Retry-After from the apiserver (its watch cache re-initialising
-# after etcd was down long) still wins.
-REQUEST_RETRY_BACKOFFS = (0.5, 1.0, 1.5, *(2.0,) * 26)
 # After the CRD of a watched kind changed its spec, the view is re-listed once the watches have
 # resumed: the apiserver ends the watches the old storage served, answers 429 until the new one
 # has listed (about a second) and 410 Gone to the old version, so kopf resumes them with a

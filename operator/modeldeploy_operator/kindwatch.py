@@ -35,17 +35,32 @@ WATCH_CONNECT_TIMEOUT_SECONDS: Final = 5
 # bookmark about every minute, so silence beyond that is a stream that stopped delivering
 # (kopf#1276).
 WATCH_INACTIVITY_TIMEOUT_SECONDS: Final = 70
-# While the kind is not served (or the apiserver fails), the next try waits this long, doubled
-# per failure up to the cap; a returning CRD wakes the watch sooner.
+# While the kind is not served (or the apiserver refuses for a reason that needs a person, such
+# as 403), the next try waits this long, doubled per failure up to the cap; a returning CRD wakes
+# the watch sooner.
 RETRY_SECONDS: Final = 1.0
 MAX_RETRY_SECONDS: Final = 60.0
+# Retries of a failed request, kopf's and these watches', e.g. a watch reconnecting while the
+# apiserver restarts (connection refused, then 503 "not all HTTP paths installed", then 429
+# "storage is (re)initializing" for the ModelDeployments' watch cache): at most 2 s apart, so a
+# returning apiserver is found within 2 s (kopf's default grows to 13 and 21 s: measured, a
+# change made after the apiserver returned waited 17 s). kopf escalates the error after as long
+# in total as its default (54 s); a longer Retry-After from the apiserver (its watch cache
+# re-initialising after etcd was down long) still wins there. These watches never give up.
+REQUEST_RETRY_BACKOFFS: Final = (0.5, 1.0, 1.5, *(2.0,) * 26)
 
 Body = dict[str, Any]
 
 
 def retry_delay(failures: int) -> float:
-    """Seconds until the next try after `failures` failed ones in a row (at least one)."""
+    """Seconds until the next try after `failures` refusals in a row (at least one)."""
     return min(RETRY_SECONDS * 2.0 ** min(max(failures - 1, 0), 16), MAX_RETRY_SECONDS)
+
+
+def transient_retry_delay(failures: int) -> float:
+    """Seconds until the next try after `failures` transient failures in a row (no answer, 429,
+    5xx): as kopf's own requests retry (REQUEST_RETRY_BACKOFFS), never more than 2 s apart."""
+    return REQUEST_RETRY_BACKOFFS[min(max(failures, 1), len(REQUEST_RETRY_BACKOFFS)) - 1]
 
 
 class KindWatch:
@@ -95,14 +110,17 @@ class KindWatch:
                     version = await self._watch(version)
                 continue  # 410 Gone: re-list at once
             except ApiError as err:
+                transient = err.status == 429 or err.status >= 500
                 if err.status == 404:
                     self._absent()
                 else:
                     log.warning("%s: %s", self._where(), err)
             except UNREACHABLE as err:
+                transient = True
                 log.warning("%s: %r", self._where(), err)
             failures += 1
-            if await self._pause(retry_delay(failures)):
+            delay = transient_retry_delay(failures) if transient else retry_delay(failures)
+            if await self._pause(delay):
                 failures = 0  # the CRD is back: try quickly again while its storage starts
 
     async def _list(self) -> str:

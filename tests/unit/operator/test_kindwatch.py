@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from modeldeploy_operator import kinds, kindwatch, naming
-from modeldeploy_operator.kindwatch import KindWatch, retry_delay
+from modeldeploy_operator.kindwatch import KindWatch, retry_delay, transient_retry_delay
 from modeldeploy_operator.kube import Credentials, KubeClient
 
 from tests.unit.operator.fake_apiserver import FakeApiserver, running
@@ -79,6 +79,13 @@ def watching(
 def test_the_retry_delay_doubles_from_one_second_to_a_minute() -> None:
     assert [retry_delay(n) for n in range(1, 9)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert retry_delay(10_000) == 60
+
+
+def test_a_transient_failure_is_retried_at_most_two_seconds_apart() -> None:
+    """An apiserver restarting (no answer, 503, 429) is found again within 2 s of its return,
+    as kopf's watches find it (bench/chaos.py `apiserver`)."""
+    assert [transient_retry_delay(n) for n in range(1, 6)] == [0.5, 1.0, 1.5, 2.0, 2.0]
+    assert transient_retry_delay(10_000) == 2.0
 
 
 def test_lists_then_watches_our_objects_from_the_listed_version() -> None:
