@@ -1,4 +1,4 @@
-"""The controller: kopf watches feed an in-memory view of the cluster; a work queue reconciles.
+"""The controller: watches feed an in-memory view of the cluster; a work queue reconciles.
 
 Why not kopf's create/update/resume handlers: they persist progress and a diff base in
 annotations (writes on every change) and see only the parent's changes. Here every watch event —
@@ -7,6 +7,11 @@ pass then observes, computes the desired children, applies what differs and repo
 (level-triggered, like controller-runtime). Creation, updates, resumption after a restart and a
 child edited or deleted by hand all take the same path, and nothing is written when nothing
 changed.
+
+kopf watches the kinds every cluster serves; the optional kinds, whose CRDs may be removed and
+installed again while the operator runs, are watched by the controller's own `KindWatch`es
+(kopf's watch of a removed kind re-raised the 404 and ended the operator). Both feed the view
+through the same handlers.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +28,13 @@ import kopf
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.diffbase import NoDiffBase
 from modeldeploy_operator.kinds import Kind
+from modeldeploy_operator.kindwatch import (
+    REQUEST_RETRY_BACKOFFS,
+    WATCH_CONNECT_TIMEOUT_SECONDS,
+    WATCH_INACTIVITY_TIMEOUT_SECONDS,
+    WATCH_SERVER_TIMEOUT_SECONDS,
+    KindWatch,
+)
 from modeldeploy_operator.kube import UNREACHABLE, ApiError, KubeClient, load_credentials
 from modeldeploy_operator.peering import is_active, own_identity
 from modeldeploy_operator.reconciler import Reconciler
@@ -40,25 +53,17 @@ PEERING_POLL_SECONDS = 2.0
 # While the apiserver does not answer, the peering poll backs off up to this.
 PEERING_MAX_BACKOFF_SECONDS = 30.0
 
+# The children whose CRDs may come and go while the operator runs: watched by KindWatch (see
+# kindwatch.py), the other children by kopf.
+OWN_WATCHED_KINDS = tuple(child for child in kinds.CHILD_KINDS if child in kinds.OPTIONAL_KINDS)
+KOPF_WATCHED_CHILDREN = tuple(
+    child for child in kinds.CHILD_KINDS if child not in kinds.OPTIONAL_KINDS
+)
 # Children and pods are listed and watched by the label every one of ours carries, selected by
 # the apiserver: kopf's `labels=` filter would receive every Pod, Deployment, Service... in scope
 # and drop the others only after keeping its per-object state for each.
-SELECTED_KINDS = (*kinds.CHILD_KINDS, kinds.POD)
+SELECTED_KINDS = (*KOPF_WATCHED_CHILDREN, kinds.POD)
 
-
-# Each watch request asks the apiserver to end it after this long; kopf resumes it from the last
-# version it saw.
-WATCH_SERVER_TIMEOUT_SECONDS = 300
-# A watch connection that is not established this fast is tried again (an apiserver host gone).
-WATCH_CONNECT_TIMEOUT_SECONDS = 5
-# kopf's retries of a failed request, e.g. a watch reconnecting while the apiserver restarts
-# (connection refused, then 503 "not all HTTP paths installed", then 429 "storage is
-# (re)initializing" for the ModelDeployments' watch cache): at most 2 s apart, so a returning
-# apiserver is found within 2 s (kopf's default grows to 13 and 21 s: measured, a change made
-# after the apiserver returned waited 17 s), and as long in total as kopf's default (54 s) before
-# the error escalates. A longer Retry-After from the apiserver (its watch cache re-initialising
-# after etcd was down long) still wins.
-REQUEST_RETRY_BACKOFFS = (0.5, 1.0, 1.5, *(2.0,) * 26)
 # After the CRD of a watched kind changed its spec, the view is re-listed once the watches have
 # resumed: the apiserver ends the watches the old storage served, answers 429 until the new one
 # has listed (about a second) and 410 Gone to the old version, so kopf resumes them with a
@@ -94,6 +99,8 @@ class Controller:
         # Re-lists after a watched CRD's storage was replaced (see STORAGE_REPLACED_RELIST_DELAY).
         self._storage_relists: set[asyncio.Task[None]] = set()
         self._crd_generations: dict[str, int] = {}
+        # The optional kinds' watches, per scope; started once the view is primed.
+        self.watches: list[KindWatch] = []
         self.identity = own_identity()
         # Set while this replica may reconcile: always when standalone, else per peering.
         self._active = asyncio.Event()
@@ -104,8 +111,9 @@ class Controller:
 
     def kopf_settings(self) -> kopf.OperatorSettings:
         s = kopf.OperatorSettings()
-        # Guards against watch streams that silently stop delivering (kopf#1276).
-        s.watching.inactivity_timeout = 70
+        # Guards against watch streams that silently stop delivering (kopf#1276), as on the
+        # controller's own watches (kindwatch.py).
+        s.watching.inactivity_timeout = WATCH_INACTIVITY_TIMEOUT_SECONDS
         s.watching.server_timeout = WATCH_SERVER_TIMEOUT_SECONDS
         # A watch the apiserver never ends (its host gone without closing the connection).
         s.watching.client_timeout = WATCH_SERVER_TIMEOUT_SECONDS + WATCH_CONNECT_TIMEOUT_SECONDS
@@ -161,7 +169,7 @@ class Controller:
             self.queue.add(key)
             MANAGED_OBJECTS.labels(kind="ModelDeployment").set(len(self.view.models))
 
-        for child in kinds.CHILD_KINDS:
+        for child in KOPF_WATCHED_CHILDREN:
             self._register_child(child)
 
         crd = kinds.CRD
@@ -174,6 +182,10 @@ class Controller:
                 self._rediscover_soon()
             meta = event["object"].get("metadata", {})
             name, generation = meta.get("name", ""), meta.get("generation")
+            if event["type"] != "DELETED":
+                for watch in self.watches:
+                    if watch.kind.crd_name == name:
+                        watch.wake()  # waiting for this CRD: look now, not after its backoff
             if name not in WATCHED_CRDS or not isinstance(generation, int):
                 return
             previous = self._crd_generations.get(name)
@@ -200,15 +212,54 @@ class Controller:
     def _register_child(self, child: Kind) -> None:
         @kopf.on.event(child.group, child.version, child.plural, registry=self.registry)
         async def child_event(event: kopf.RawEvent, **_: Any) -> None:
-            body: dict[str, Any] = dict(event["object"])
-            key = owner_key(body)
-            if key is None:
-                return
-            if event["type"] == "DELETED":
-                self.view.forget_child(key, (body["kind"], body["metadata"]["name"]))
-            elif not self.view.remember_child(key, body):
-                return  # the reconciler already holds its own newer write
-            self.queue.add(key)
+            self._child_event(event["type"], dict(event["object"]))
+
+    def _child_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """A child's watch event, from kopf's watches or the controller's own."""
+        key = owner_key(body)
+        if key is None:
+            return
+        if event_type == "DELETED":
+            self.view.forget_child(key, (body["kind"], body["metadata"]["name"]))
+        elif not self.view.remember_child(key, body):
+            return  # the reconciler already holds its own newer write
+        self.queue.add(key)
+
+    def _start_watches(self, client: KubeClient) -> None:
+        """The optional kinds' watches, one per kind and listing scope (as `_relist` lists)."""
+        for kind in OWN_WATCHED_KINDS:
+            for scope in self.settings.list_scopes:
+                watch = KindWatch(
+                    client,
+                    kind,
+                    scope,
+                    naming.MANAGED_SELECTOR,
+                    on_listing=self._kind_listed(kind, scope),
+                    on_event=lambda event_type, body: (
+                        self._child_event(event_type, body) if self._in_scope(body) else None
+                    ),
+                    on_gone=self._rediscover_soon,
+                )
+                self.watches.append(watch)
+                name = f"watch-{kind.plural}-{scope or 'cluster'}"
+                self._tasks.append(asyncio.create_task(watch.run(), name=name))
+
+    def _kind_listed(
+        self, kind: Kind, scope: str | None
+    ) -> Callable[[list[dict[str, Any]], str], None]:
+        def listed(items: list[dict[str, Any]], version: str) -> None:
+            wanted = [body for body in items if self._in_scope(body)]
+            for key in self.view.replace_kind_from_listing(kind.kind, scope, wanted, version):
+                self.queue.add(key)
+
+        return listed
+
+    def _in_scope(self, body: dict[str, Any]) -> bool:
+        """Whether a body listed or watched cluster-wide is in a namespace the operator serves
+        (patterns such as `team-*` are listed cluster-wide, then filtered)."""
+        patterns = self.settings.namespaces
+        namespace = body.get("metadata", {}).get("namespace", "")
+        return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -233,6 +284,7 @@ class Controller:
                 await asyncio.sleep(1)
         for key in list(self.view.models):
             self.queue.add(key)
+        self._start_watches(self._client)
         self._tasks.append(asyncio.create_task(self.queue.run_timers(), name="queue-timers"))
         for i in range(self.settings.workers):
             self._tasks.append(
@@ -259,12 +311,8 @@ class Controller:
         would re-create them) and on every resync, so that an update the watches missed or a
         stale write answer can never stay in the view. The keys whose bodies changed."""
         assert self._client is not None and self._reconciler is not None
-        patterns = self.settings.namespaces
         scopes = self.settings.list_scopes
-
-        def wanted(body: dict[str, Any]) -> bool:
-            namespace = body["metadata"].get("namespace", "")
-            return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
+        wanted = self._in_scope
 
         models: list[dict[str, Any]] = []
         children: list[dict[str, Any]] = []
@@ -423,6 +471,7 @@ class Controller:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self.watches.clear()
         if self._reconciler is not None:
             await self._reconciler.close()
         if self._client is not None:

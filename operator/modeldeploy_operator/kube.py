@@ -14,6 +14,7 @@ import os
 import ssl
 import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,19 @@ Manifest = dict[str, Any]
 # What a request raises when the apiserver does not answer at all: connection refused or reset,
 # DNS, TLS, a timeout (aiohttp's ClientConnectorError is both a ClientError and an OSError).
 UNREACHABLE: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:  # proxies and some apiserver errors answer in plain text
+        return text
+
+
+def _error(status: int, payload: Any) -> ApiError:
+    message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
+    reason = payload.get("reason", "") if isinstance(payload, dict) else ""
+    return ApiError(status, reason, message)
 
 
 class ApiError(Exception):
@@ -116,9 +130,24 @@ class KubeClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             auth=credentials.basic_auth,
         )
+        # Watches hold their connection for minutes, one per kind and namespace: apart from the
+        # requests' pool, so that many of them never queue a write behind them.
+        self._watch_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=credentials.ssl_context, limit=0),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            auth=credentials.basic_auth,
+        )
 
     async def close(self) -> None:
         await self._session.close()
+        await self._watch_session.close()
+
+    def _headers(self, content_type: str = "application/json") -> dict[str, str]:
+        headers = {"Content-Type": content_type}
+        token = self._creds.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
 
     async def _request(
         self,
@@ -128,25 +157,19 @@ class KubeClient:
         params: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        not_found_ok: bool = True,
     ) -> Manifest | None:
+        """The answer's body; None for a GET or DELETE answered 404 when `not_found_ok`."""
         url = self._creds.server + path + (f"?{urlencode(params)}" if params else "")
-        headers = {"Content-Type": content_type}
-        token = self._creds.bearer()
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
         data = json.dumps(body) if body is not None else None
+        headers = self._headers(content_type)
         async with self._session.request(method, url, data=data, headers=headers) as resp:
-            if resp.status == 404 and method in ("GET", "DELETE"):
+            if resp.status == 404 and method in ("GET", "DELETE") and not_found_ok:
                 return None
             text = await resp.text()
-            try:
-                payload = json.loads(text) if text else None
-            except ValueError:  # proxies and some apiserver errors answer in plain text
-                payload = text
+            payload = _parse(text)
             if resp.status >= 400:
-                message = payload.get("message", "") if isinstance(payload, dict) else str(payload)
-                reason = payload.get("reason", "") if isinstance(payload, dict) else ""
-                raise ApiError(resp.status, reason, message)
+                raise _error(resp.status, payload)
             return payload if isinstance(payload, dict) else None
 
     async def _write(
@@ -161,12 +184,17 @@ class KubeClient:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
+        *,
+        not_found_ok: bool = True,
     ) -> tuple[list[Manifest], str]:
-        """The items and the list's resourceVersion (the point in history it shows)."""
+        """The items and the list's resourceVersion (the point in history it shows). A kind
+        the apiserver does not serve (404) lists as empty, or raises unless `not_found_ok`."""
         params = {"labelSelector": label_selector} if label_selector else {}
         if field_selector:
             params["fieldSelector"] = field_selector
-        result = await self._request("GET", kind.path(namespace), params=params)
+        result = await self._request(
+            "GET", kind.path(namespace), params=params, not_found_ok=not_found_ok
+        )
         if not result:
             return [], ""
         # List items carry no kind; watch events do. Make both look alike.
@@ -186,6 +214,42 @@ class KubeClient:
     ) -> list[Manifest]:
         items, _ = await self.list_with_version(kind, namespace, label_selector, field_selector)
         return items
+
+    async def watch(
+        self,
+        kind: Kind,
+        namespace: str | None,
+        *,
+        label_selector: str,
+        resource_version: str,
+        server_timeout: int,
+        timeout: aiohttp.ClientTimeout,
+    ) -> AsyncIterator[Manifest]:
+        """The watch events of `kind` after `resource_version`, until the apiserver ends the
+        stream (after `server_timeout` seconds at most). An error answer raises ApiError (404:
+        the kind is not served; 410: that version is too old), as does nothing else: errors
+        during the stream come as ERROR events."""
+        params = {
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(server_timeout),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        url = f"{self._creds.server}{kind.path(namespace)}?{urlencode(params)}"
+        async with self._watch_session.get(url, headers=self._headers(), timeout=timeout) as resp:
+            if resp.status >= 400:
+                raise _error(resp.status, _parse(await resp.text()))
+            # One JSON object per line; read in chunks, not lines (aiohttp refuses long lines,
+            # and a PrometheusRule can be long).
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
     async def get(self, kind: Kind, namespace: str, name: str) -> Manifest | None:
         """One object; None when it does not exist."""

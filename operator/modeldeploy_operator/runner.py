@@ -80,9 +80,10 @@ async def serve_alert_receiver(
 
 
 async def run_async(settings: OperatorSettings, stop: asyncio.Event) -> bool:
-    """Runs until kopf stops: on SIGTERM/SIGINT, or when it gives up (a watched CRD removed
-    mid-watch ends its watchers); the process then exits and Kubernetes restarts it, which costs
-    no writes (a restarted operator finds everything in place). False on an unexpected error."""
+    """Runs until kopf stops: on SIGTERM/SIGINT, or when it gives up (the ModelDeployment CRD
+    removed mid-watch ends its watcher; the optional kinds are the controller's own watches,
+    which outlive their CRDs); the process then exits and Kubernetes restarts it, which costs no
+    writes (a restarted operator finds everything in place). False on an unexpected error."""
     controller = Controller(settings)
     observability = (
         await serve_observability(controller, settings.metrics_port)

@@ -166,6 +166,32 @@ class ClusterView:
         changed |= _replace_grouped(self.pods, slim, listed_version, same=same_pod)
         return changed
 
+    def replace_kind_from_listing(
+        self, kind: str, namespace: str | None, listed: Iterable[Body], listed_version: str
+    ) -> set[Key]:
+        """`replace_from_listing` for the children of one kind in one namespace (None: all),
+        as one kind's own watch lists them; the keys whose children changed. An empty listing
+        with no version (the kind's CRD is gone) drops every child of the kind held there."""
+        grouped: dict[Key, dict[ChildId, Body]] = {}
+        for body in listed:
+            key = owner_key(body)
+            if key is not None:
+                grouped.setdefault(key, {})[(body["kind"], body["metadata"]["name"])] = body
+        held = {
+            key: {ident: body for ident, body in children.items() if ident[0] == kind}
+            for key, children in self.children.items()
+            if namespace is None or key[0] == namespace
+        }
+        changed = _replace_grouped(held, grouped, listed_version)
+        for key in changed:
+            others = {i: b for i, b in self.children.get(key, {}).items() if i[0] != kind}
+            merged = {**others, **held.get(key, {})}
+            if merged:
+                self.children[key] = merged
+            else:
+                self.children.pop(key, None)
+        return changed
+
 
 def merge_listing(
     held: dict[Ident, Body], listed: dict[Ident, Body], listed_version: str

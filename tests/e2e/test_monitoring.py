@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,10 +55,8 @@ def test_scale_to_zero_without_keda_says_why(operator: OperatorProcess, k: Kubec
     assert hpa is not None and hpa["spec"]["minReplicas"] == 1
 
 
-@pytest.fixture
-def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterator[None]:
-    """Removes the CRDs for the test. kopf ends its watchers when a watched CRD disappears and
-    the operator exits to be restarted (by Kubernetes in a cluster; here by this fixture)."""
+def remove_monitoring_crds(kube: Kubectl) -> None:
+    """Deletes the Prometheus Operator's CRDs and waits until discovery no longer lists them."""
     kube.run("delete", "crd", *MONITORING_CRDS, "--ignore-not-found", "--wait=true")
 
     def undiscoverable() -> bool:
@@ -67,21 +66,88 @@ def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterato
         return not any(f'"name":"{crd.split(".")[0]}"' in found for crd in MONITORING_CRDS)
 
     eventually(undiscoverable, timeout=30, what="the monitoring kinds gone from discovery")
+
+
+def restore_monitoring_crds(kube: Kubectl) -> None:
+    """Installs the CRDs again (as the platform has them) and waits until they are served."""
+    env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
+    subprocess.run([str(ROOT / "cluster" / "platform-crds.sh"), "apply"], check=True, env=env)
+
+    def served() -> bool:
+        found = kube.run("get", "--raw", "/apis/monitoring.coreos.com/v1", check=False)
+        return all(f'"name":"{plural}"' in found for plural in ("podmonitors", "prometheusrules"))
+
+    eventually(served, timeout=30, what="PodMonitor and PrometheusRule served")
+
+
+@pytest.fixture
+def without_monitoring_crds(kube: Kubectl, operator: OperatorProcess) -> Iterator[None]:
+    """Removes the CRDs for the test and installs them again after it. The session's operator
+    lives through both (test_the_operator_outlives_the_monitoring_crds_removed_and_restored)."""
+    remove_monitoring_crds(kube)
     try:
         yield
     finally:
-        env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig)}
-        subprocess.run([str(ROOT / "cluster" / "platform-crds.sh"), "apply"], check=True, env=env)
+        restore_monitoring_crds(kube)
 
-        def served() -> bool:
-            found = kube.run("get", "--raw", "/apis/monitoring.coreos.com/v1", check=False)
-            return all(
-                f'"name":"{plural}"' in found for plural in ("podmonitors", "prometheusrules")
-            )
 
-        eventually(served, timeout=30, what="PodMonitor and PrometheusRule served")
-        # Exited, or (seen once) alive with kopf's watchers ended: restarted either way.
-        operator.restart()
+@pytest.mark.serial  # the Prometheus Operator's CRDs go for the whole cluster
+def test_the_operator_outlives_the_monitoring_crds_removed_and_restored(
+    kube: Kubectl, operator: OperatorProcess, k: Kubectl
+) -> None:
+    """The CRDs of an optional kind deleted while the operator runs, then installed again (the
+    Prometheus Operator uninstalled and reinstalled): the operator lives on with /healthz ok,
+    reconciles a change made meanwhile, says on the model that the kinds are missing, and once
+    they are back, watches them again and re-creates the children."""
+    k.apply(model("kept"))
+    wait_ready(k, "kept")
+    eventually(lambda: k.get("podmonitor", "kept"), what="PodMonitor")
+    eventually(lambda: k.get("prometheusrule", "kept"), what="PrometheusRule")
+    restored = False
+    remove_monitoring_crds(kube)
+    try:
+        # Long enough for the watches of the removed kinds to meet 404 and for an operator that
+        # ends on it to have ended (it did after about 5 s of /healthz 503).
+        time.sleep(10)
+        assert operator.running, "the operator exited when the CRDs were removed"
+        assert operator.probe("/healthz")
+        k.apply(model("kept", replicas=3))
+
+        def scaled() -> bool:
+            deployment = k.get("deployment", "kept-v1")
+            return deployment is not None and deployment["spec"].get("replicas") == 3
+
+        eventually(scaled, timeout=60, what="a change made without the CRDs reconciled")
+        eventually(
+            lambda: monitoring_status(k, "kept").startswith("unavailable"),
+            timeout=60,
+            what="status.monitoring says the CRDs are missing",
+        )
+        assert operator.running and operator.probe("/healthz")
+
+        restore_monitoring_crds(kube)
+        restored = True
+        served = time.monotonic()
+        eventually(lambda: k.get("podmonitor", "kept"), timeout=120, what="PodMonitor re-created")
+        eventually(
+            lambda: k.get("prometheusrule", "kept"), timeout=120, what="PrometheusRule re-created"
+        )
+        recovered = time.monotonic() - served
+        print(f"children re-created {recovered:.1f} s after the CRDs were served again")
+        eventually(
+            lambda: "PodMonitor" in monitoring_status(k, "kept"),
+            timeout=60,
+            what="status.monitoring says the PodMonitor is created",
+        )
+        # The kinds are watched again: a PodMonitor deleted by hand comes back.
+        k.run("delete", "podmonitor", "kept", "--wait=true")
+        eventually(lambda: k.get("podmonitor", "kept"), timeout=60, what="PodMonitor re-made")
+        assert operator.running and operator.probe("/healthz")
+    finally:
+        if not restored:
+            restore_monitoring_crds(kube)
+        if not operator.running or not operator.probe("/healthz"):
+            operator.restart()  # for the tests after this one; the assertions said why
 
 
 @pytest.mark.serial  # the Prometheus Operator's CRDs go for the whole cluster

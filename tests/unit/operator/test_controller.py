@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,13 +16,16 @@ import pytest
 from modeldeploy_operator import controller as controller_module
 from modeldeploy_operator import kinds, naming
 from modeldeploy_operator.controller import Controller, peering_poll_delay
+from modeldeploy_operator.kinds import Kind
 from modeldeploy_operator.kube import Credentials, KubeClient
 from modeldeploy_operator.reconciler import Reconciler
-from modeldeploy_operator.runner import serve_observability
+from modeldeploy_operator.runner import run_async, serve_observability
 from modeldeploy_operator.settings import OperatorSettings
 from prometheus_client import REGISTRY
 
 from tests.support.ports import free_port
+from tests.unit.operator.factories import md_body
+from tests.unit.operator.fake_apiserver import FakeApiserver, Request, running
 
 
 def test_connection_errors_end_neither_peering_nor_resync_and_healthz_stays_ok(
@@ -137,14 +142,45 @@ def watch_requests(controller: Controller) -> dict[str, list[dict[str, list[str]
     return requested
 
 
+def own_watch_requests(settings: OperatorSettings) -> list[Request]:
+    """The requests of the controller's own watches (the optional kinds'), run against an
+    in-process apiserver that serves every kind, until each has listed and started watching."""
+    api = FakeApiserver([*kinds.CHILD_KINDS, kinds.MODEL_DEPLOYMENT, kinds.POD])
+
+    async def scenario() -> list[Request]:
+        controller = Controller(settings)
+        async with running(api) as url:
+            client = KubeClient(Credentials(url, False))
+            controller._start_watches(client)
+            try:
+                await wait_until(
+                    "every watch lists and watches",
+                    lambda: all(
+                        any(r.kind == w.kind and "watch" in r.query for r in api.requests)
+                        for w in controller.watches
+                    ),
+                )
+            finally:
+                await controller._cleanup()
+                await client.close()
+        return api.requests
+
+    return asyncio.run(scenario())
+
+
 def test_the_apiserver_selects_our_children_and_pods_for_the_watches() -> None:
     """Every Pod, Deployment, Service, HPA... of the cluster would otherwise reach the operator
     (and kopf's per-object state) only to be dropped by a client-side filter."""
-    requested = watch_requests(Controller(OperatorSettings(server_image="img")))
+    settings = OperatorSettings(server_image="img", namespaces=("ns",))
+    requested = watch_requests(Controller(settings))
+    for request in own_watch_requests(settings):
+        assert request.kind is not None and request.namespace == "ns"
+        query = {name: [value] for name, value in request.query.items()}
+        requested.setdefault(request.kind.plural, []).append(query)
     ours = [kinds.POD.plural, *(child.plural for child in kinds.CHILD_KINDS)]
     assert sorted(requested) == sorted([*ours, kinds.MODEL_DEPLOYMENT.plural, kinds.CRD.plural])
     for plural in ours:
-        listing, watch = requested[plural]
+        listing, watch = requested[plural][:2]
         assert "watch" not in listing and watch["watch"] == ["true"]
         assert listing["labelSelector"] == watch["labelSelector"] == [naming.MANAGED_SELECTOR]
     # ModelDeployments carry no label of ours; CRDs are the other projects' (discovery).
@@ -310,3 +346,164 @@ def test_a_model_deleted_while_its_crds_storage_was_replaced_leaves_the_view(
             await client.close()
 
     assert asyncio.run(scenario()) == {}
+
+
+SERVED_WITH_MONITORING = (
+    kinds.MODEL_DEPLOYMENT, kinds.DEPLOYMENT, kinds.SERVICE, kinds.HPA, kinds.POD, kinds.EVENT,
+    kinds.POD_MONITOR, kinds.PROMETHEUS_RULE,
+    kinds.RETRAINING_POLICY, kinds.RETRAINING_RUN, kinds.JOB,
+)  # fmt: skip
+
+
+def kubeconfig_for(server: str, path: Path) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server}}],
+                "users": [{"name": "fake", "user": {"token": "fake"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path
+
+
+async def wait_until(what: str, condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Until `condition()` holds; the timeout only guards against hanging."""
+    try:
+        async with asyncio.timeout(seconds):
+            while not condition():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"not within {seconds} s: {what}") from None
+
+
+def test_an_optional_crd_removed_and_restored_while_the_operator_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Prometheus Operator's CRDs are deleted while the operator runs, then installed again.
+    kopf's own watch of a kind met 404 and re-raised it: the operator ended (or lived on with its
+    workers stopped). Here the whole operator (kopf, the controller, its client) runs against an
+    in-process apiserver: it must live on and keep reconciling, say on the model that the kind
+    is missing, and once the CRDs are back, watch the kind again and re-create the children."""
+    api = FakeApiserver(SERVED_WITH_MONITORING)
+    api.put(
+        kinds.MODEL_DEPLOYMENT, {**md_body("iris"), "metadata": {"name": "iris", "namespace": "ns"}}
+    )
+    metrics_port = free_port()
+    settings = OperatorSettings(server_image="img", namespaces=("ns",), metrics_port=metrics_port)
+    monitoring = (kinds.POD_MONITOR, kinds.PROMETHEUS_RULE)
+
+    def children(kind: Kind) -> list[str]:
+        return [b["metadata"]["name"] for b in api.objects(kind)]
+
+    def deployment_replicas() -> int | None:
+        body = api.get(kinds.DEPLOYMENT, "ns", "iris-v1")
+        return body["spec"].get("replicas") if body else None
+
+    def status_monitoring() -> str:
+        body = api.get(kinds.MODEL_DEPLOYMENT, "ns", "iris")
+        return str((body or {}).get("status", {}).get("monitoring", ""))
+
+    async def healthz() -> int:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{metrics_port}/healthz") as resp,
+        ):
+            return resp.status
+
+    async def scenario() -> None:
+        async with running(api) as url:
+            monkeypatch.setenv("KUBECONFIG", str(kubeconfig_for(url, tmp_path / "kubeconfig")))
+            await operate()
+
+    async def operate() -> None:
+        stop = asyncio.Event()
+        operator = asyncio.create_task(run_async(settings, stop))
+        try:
+            await wait_until(
+                "the monitoring children are created",
+                lambda: all(children(k) == ["iris"] for k in monitoring),
+            )
+            await asyncio.gather(*(api.remove_kind(kind) for kind in monitoring))
+            # Long enough for every watch of the removed kinds to meet 404 a few times.
+            await asyncio.sleep(3)
+            assert not operator.done(), "the operator ended when the CRDs were removed"
+            assert await healthz() == 200
+            # A change made meanwhile is reconciled, and the model says what is missing.
+            model = api.get(kinds.MODEL_DEPLOYMENT, "ns", "iris")
+            assert model is not None
+            api.put(kinds.MODEL_DEPLOYMENT, {**model, "spec": {**model["spec"], "replicas": 2}})
+            await wait_until("the change is reconciled", lambda: deployment_replicas() == 2)
+            await wait_until(
+                "status says the CRDs are missing",
+                lambda: "monitoring.coreos.com CRDs not installed" in status_monitoring(),
+            )
+            for kind in monitoring:
+                api.serve_kind(kind)
+            await wait_until(
+                "the monitoring children are re-created",
+                lambda: all(children(k) == ["iris"] for k in monitoring),
+            )
+            # The kinds are watched again: a child deleted by hand comes back.
+            api.delete(kinds.POD_MONITOR, "ns", "iris")
+            await wait_until(
+                "the deleted PodMonitor is re-created",
+                lambda: children(kinds.POD_MONITOR) == ["iris"],
+            )
+            assert not operator.done()
+            assert await healthz() == 200
+        finally:
+            stop.set()
+            ended_cleanly = await operator
+        assert ended_cleanly
+
+    asyncio.run(scenario())
+
+
+def test_a_standby_keeps_its_view_of_the_optional_kinds_but_reconciles_nothing() -> None:
+    """The controller's own watches run on a standby too (unlike kopf's, paused there): they
+    keep its view current, and its workers still write nothing until it leads."""
+    settings = OperatorSettings(server_image="img", namespaces=("ns",), peering="md")
+    api = FakeApiserver([kinds.POD_MONITOR])
+    labels = {naming.LABEL_MANAGED_BY: naming.MANAGER, naming.LABEL_MODEL: "iris"}
+
+    async def scenario() -> tuple[bool, list[Any]]:
+        controller = Controller(settings)
+        reconciled: list[Any] = []
+        async with running(api) as url:
+            client = KubeClient(Credentials(url, False))
+            reconciler = Reconciler(client, controller.view, controller.queue, settings)
+
+            async def reconcile(key: Any) -> None:
+                reconciled.append(key)
+
+            reconciler.reconcile = reconcile  # type: ignore[method-assign]
+            controller._client, controller._reconciler = client, reconciler
+            controller._tasks.append(
+                asyncio.create_task(controller.queue.run_worker(controller._process))
+            )
+            controller._start_watches(client)
+            try:
+                api.put(
+                    kinds.POD_MONITOR,
+                    {"metadata": {"name": "iris", "namespace": "ns", "labels": labels}},
+                )
+                await wait_until(
+                    "the view holds the PodMonitor", lambda: bool(controller.view.children)
+                )
+                await asyncio.sleep(0.5)
+                standby_reconciled = bool(reconciled)
+                controller._active.set()  # as the peering poll does when it leads
+                await wait_until("the leader reconciles", lambda: bool(reconciled))
+            finally:
+                await controller._cleanup()
+                await client.close()
+        return standby_reconciled, reconciled
+
+    standby_reconciled, reconciled = asyncio.run(scenario())
+    assert not standby_reconciled
+    assert reconciled == [("ns", "iris")]

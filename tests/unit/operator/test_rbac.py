@@ -9,6 +9,7 @@ from modeldeploy_operator.controller import Controller
 from modeldeploy_operator.settings import OperatorSettings
 
 from tests.unit.operator.factories import MakeMd
+from tests.unit.operator.test_controller import own_watch_requests
 
 
 def _granted(*, namespaced: bool = False, peering: bool = False) -> dict[tuple[str, str], set[str]]:
@@ -19,10 +20,15 @@ def _granted(*, namespaced: bool = False, peering: bool = False) -> dict[tuple[s
 
 
 def test_every_watch_the_controller_registers_is_granted_list_and_watch() -> None:
-    registry = Controller(OperatorSettings(server_image="img")).registry
+    settings = OperatorSettings(server_image="img")
+    registry = Controller(settings).registry
     watched = {
         (h.selector.group, h.selector.any_name) for h in registry._watching.get_all_handlers()
     }
+    # And the controller's own watches (the optional kinds'), as they request.
+    own = own_watch_requests(settings)
+    assert {r.kind for r in own if "watch" in r.query} == {r.kind for r in own}
+    watched |= {(r.kind.group, r.kind.plural) for r in own if r.kind is not None}
     granted = _granted()
     assert watched == set(rbac.CHILD_RESOURCES) | {
         (kinds.MODEL_DEPLOYMENT.group, kinds.MODEL_DEPLOYMENT.plural),

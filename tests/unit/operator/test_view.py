@@ -111,3 +111,34 @@ def test_a_pod_update_that_changes_nothing_status_reads_is_not_a_change() -> Non
     assert view.remember_pod(("ns", "iris"), pod)
     newer = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "2"}}
     assert not view.remember_pod(("ns", "iris"), newer)
+
+
+def pod_monitor(rv: str, namespace: str = "ns") -> dict[str, Any]:
+    meta = {"name": "iris", "namespace": namespace, "resourceVersion": rv, "labels": LABELS}
+    return {"kind": "PodMonitor", "metadata": meta}
+
+
+def test_one_kinds_listing_replaces_that_kind_alone_in_its_namespace() -> None:
+    view = ClusterView()
+    view.remember_child(("ns", "iris"), deployment("10"))
+    view.remember_child(("ns", "iris"), pod_monitor("11"))
+    view.remember_child(("other", "iris"), pod_monitor("12", namespace="other"))
+    # The kind's CRD is gone in `ns`: an empty listing with no version.
+    assert view.replace_kind_from_listing("PodMonitor", "ns", [], "") == {("ns", "iris")}
+    assert set(view.children_of(("ns", "iris"))) == {("Deployment", "iris-v1")}
+    assert set(view.children_of(("other", "iris"))) == {("PodMonitor", "iris")}
+    # Back: listed again (newer), and listing the same again changes nothing.
+    assert view.replace_kind_from_listing("PodMonitor", "ns", [pod_monitor("20")], "20") == {
+        ("ns", "iris")
+    }
+    assert view.replace_kind_from_listing("PodMonitor", "ns", [pod_monitor("20")], "21") == set()
+    assert (
+        view.children_of(("ns", "iris"))[("PodMonitor", "iris")]["metadata"]["resourceVersion"]
+        == "20"
+    )
+    assert ("Deployment", "iris-v1") in view.children_of(("ns", "iris"))
+    # Every namespace (a cluster-wide watch): the other namespace's child goes too.
+    assert view.replace_kind_from_listing("PodMonitor", None, [], "") == {
+        ("ns", "iris"), ("other", "iris"),
+    }  # fmt: skip
+    assert view.children_of(("other", "iris")) == {}
