@@ -107,11 +107,17 @@ build() {
   # half-written binary that a later run would take for a finished one.
   local tmp
   tmp=$(mktemp -d "$out/.build.XXXXXX")
-  # -buildvcs=false: the consumer modules live in our git checkout; stamping it is pointless
-  # and fails on checkouts owned by another user.
-  # The CPU seconds (user + system) of the build, reported beside its wall time.
-  local TIMEFORMAT='%U %S'
-  if ! { time (cd "$MODULES/$module" && go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "$@") >"$log" 2>&1; } 2>"$tmp.cpu"; then
+  # The subshell records its children's CPU time (`times`' second line: user, system) for the
+  # report beside the wall time. -buildvcs=false: the consumer modules live in our git
+  # checkout; stamping it is pointless and fails on checkouts owned by another user.
+  local status=0
+  (
+    cd "$MODULES/$module" && go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$tmp/" "$@" >"$log" 2>&1
+    built=$?
+    times >"$tmp.cpu"
+    exit $built
+  ) || status=$?
+  if ((status)); then
     rm -f "$tmp.cpu"
     rm -rf "$tmp"
     if grep -q -E 'dial tcp|no such host|i/o timeout|connection refused|TLS handshake' "$log"; then
@@ -120,7 +126,8 @@ build() {
     die "building $name $version failed: $(grep -m1 -E 'error|cannot|not found' "$log" || tail -1 "$log") (full log: $log)"
   fi
   mv "$tmp"/* "$out"/ && rmdir "$tmp"
-  cpu=$(awk '{printf "%d", $1 + $2}' "$tmp.cpu") && rm -f "$tmp.cpu"
+  cpu=$(awk 'END { for (i = 1; i <= 2; i++) { split($i, t, "m"); s += t[1] * 60 + t[2] } printf "%d", s }' "$tmp.cpu")
+  rm -f "$tmp.cpu"
   echo "built $name $version in $((SECONDS - start))s (${cpu}s of CPU)"
 }
 
