@@ -200,12 +200,33 @@ class Target:
     note: str = ""
 
 
-def ours(
-    model_dir: Path, port: int, protocol: str, micro_batch: int = 0, fast_path: bool = True
-) -> Target:
+def serve_args(
+    model_dir: Path, port: int, micro_batch: int = 0, fast_path: bool = True
+) -> list[str]:
+    """The flags of `modeldeploy serve` for a benchmarked server: the one home of our server's
+    benchmark settings, which request_cost.py uses too, so that its counts are of the server
+    measured here."""
     extra = ["--micro-batch-rows", str(micro_batch)] if micro_batch else []
     if not fast_path:
         extra.append("--no-fast-path")
+    return [
+        "--model-dir",
+        str(model_dir),
+        "--name",
+        "m",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
+def ours(
+    model_dir: Path, port: int, protocol: str, micro_batch: int = 0, fast_path: bool = True
+) -> Target:
     return Target(
         label="modeldeploy"
         + (f", --micro-batch-rows {micro_batch}" if micro_batch else "")
@@ -216,17 +237,7 @@ def ours(
             str(ROOT / ".venv" / "bin" / "python"),
             "-m",
             "modeldeploy_serving.server",
-            "--model-dir",
-            str(model_dir),
-            "--name",
-            "m",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *extra,
+            *serve_args(model_dir, port, micro_batch, fast_path),
         ],
         ready_path="/v2/health/ready",
         infer_path="/v1/models/m:predict" if protocol == "v1" else "/v2/models/m/infer",
