@@ -7,10 +7,10 @@ Each server runs as it does in bench/serving/run.py (the same models, the same c
 run.py `serve_args`; uvicorn on uvloop with httptools), started by counted_server.py, which
 marks a window of `--requests` whole request cycles: from the start of the first counted
 request's ASGI call to the start of the one after the last. A client sends `--warmup` requests,
-then the counted ones, over `--connections` keep-alive connections (in rounds, one request on
-each, so that as many are in flight as under wrk's load). Every answer is checked against
-`model.predict` on the same row. Two measures, none of which depends on what else runs on the
-machine, unlike requests per second:
+then the counted ones, over `--connections` keep-alive connections (each sending its next
+request when its answer is in, as wrk does, so that as many are in flight as under its load).
+Every answer is checked against `model.predict` on the same row. Two measures, none of which
+depends on what else runs on the machine, unlike requests per second:
 
 - instructions: the server under `valgrind --tool=callgrind`, counting only in the window
   (callgrind's client requests, from a three-line C helper compiled here): the event loop's
@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -176,9 +177,10 @@ def predictions(case: Case, reply: bytes) -> list[Any]:
 
 class Client:
     """`connections` keep-alive connections to a case's server, sending its batch-1 request and
-    checking every answer against `model.predict` on the same row. With several connections
-    the requests go in rounds, one on each connection before any answer is read, so that the
-    server has that many requests in flight, as under wrk's load."""
+    checking every answer against `model.predict` on the same row. Each connection sends its
+    next request as soon as its answer is in, as wrk does, so that with several connections
+    that many requests are in flight (and no connection idles past uvicorn's keep-alive
+    timeout while a slow server, under valgrind, answers the others)."""
 
     def __init__(self, case: Case, model_dir: Path | None, port: int, connections: int) -> None:
         self.case = case
@@ -193,13 +195,22 @@ class Client:
         ]
 
     def send(self, count: int) -> None:
-        """`count` requests (whole rounds of them: a multiple of the connections)."""
-        for start in range(0, count, len(self.socks)):
-            busy = self.socks[: count - start]
-            for sock in busy:
+        """`count` requests, and wait for their answers."""
+        with selectors.DefaultSelector() as selector:
+            for sock in self.socks[:count]:
                 sock.sendall(self.request)
-            for sock in busy:
-                self._check(*read_response(sock))
+                selector.register(sock, selectors.EVENT_READ)
+            unsent = count - len(selector.get_map())
+            while selector.get_map():
+                for key, _ in selector.select(timeout=600):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    self._check(*read_response(sock))
+                    if unsent:
+                        sock.sendall(self.request)
+                        unsent -= 1
+                    else:
+                        selector.unregister(sock)
 
     def _check(self, status: int, reply: bytes) -> None:
         if status != 200:
@@ -495,10 +506,7 @@ def main() -> int:
         "--idle-seconds", type=float, default=2.0, help="syscalls counted with no requests"
     )
     parser.add_argument(
-        "--connections",
-        type=int,
-        default=1,
-        help="requests in flight: sent in rounds over this many connections",
+        "--connections", type=int, default=1, help="requests in flight, one per connection"
     )
     parser.add_argument(
         "--cache-sim",
@@ -575,7 +583,8 @@ def main() -> int:
         + (
             "on one keep-alive connection"
             if args.connections == 1
-            else f"in rounds of one on each of {args.connections} keep-alive connections"
+            else f"on {args.connections} keep-alive connections, each sending its next request "
+            "when its answer is in"
         )
         + f", {args.warmup} warm-up requests, then "
         f"{args.requests} counted; python {platform.python_version()}, scikit-learn "

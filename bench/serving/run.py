@@ -160,7 +160,11 @@ def build_models() -> dict[str, Path]:
     for i, (name, estimator) in enumerate(estimators.items()):
         directory = WORK / "models" / f"model{i}"
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(estimator.fit(X, y), directory / "model.joblib")
+        # Written aside, then renamed: a server of another run (request_cost.py's run beside
+        # this one) loading the model meanwhile reads the old file or the new, never half of one.
+        partial = directory / f"model.joblib.{os.getpid()}"
+        joblib.dump(estimator.fit(X, y), partial)
+        partial.replace(directory / "model.joblib")
         paths[name] = directory
     return paths
 
