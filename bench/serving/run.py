@@ -391,10 +391,15 @@ class Measure:
     wait_share: float = float("nan")
 
 
-def schedstat(pid: int) -> tuple[int, int]:
-    """Nanoseconds the threads of process `pid` have run on a CPU and waited on a run queue."""
+def schedstat(pid: int) -> tuple[int, int] | None:
+    """Nanoseconds the threads of process `pid` have run on a CPU and waited on a run queue;
+    None once the process has exited."""
     on_cpu = waited = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
         try:
             fields = (task / "schedstat").read_text().split()
         except OSError:  # the thread has just ended
@@ -423,7 +428,7 @@ def wrk(wrk_bin: str, running: Running, batch: int, seconds: int, connections: i
         f"wrk.body = [=[{body(target.protocol, batch)}]=]\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
-    cpu_before, waited_before = schedstat(running.proc.pid)
+    before = schedstat(running.proc.pid)
     out = subprocess.run(
         [
             "taskset",
@@ -442,8 +447,10 @@ def wrk(wrk_bin: str, running: Running, batch: int, seconds: int, connections: i
         text=True,
         check=True,
     ).stdout
-    cpu, waited = schedstat(running.proc.pid)
-    cpu, waited = cpu - cpu_before, waited - waited_before
+    after = schedstat(running.proc.pid)
+    cpu = waited = 0  # a server that exited during the run reports no CPU time
+    if before is not None and after is not None:
+        cpu, waited = after[0] - before[0], after[1] - before[1]
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
@@ -455,7 +462,7 @@ def wrk(wrk_bin: str, running: Running, batch: int, seconds: int, connections: i
         p99_ms=_ms(out, "99"),
         non_2xx=int(non.group(1)) if non else 0,
         errors=errors.group(0) if errors else "",
-        cpu_us_per_request=cpu / 1000 / requests if requests else float("nan"),
+        cpu_us_per_request=cpu / 1000 / requests if requests and cpu else float("nan"),
         wait_share=waited / (cpu + waited) if cpu + waited else float("nan"),
     )
 
