@@ -1,35 +1,45 @@
-"""CPU instructions one batch-1 request costs the server process (not a test).
+"""What one batch-1 request costs the server process, in load-independent counts (not a test).
 
     .venv/bin/python bench/serving/request_cost.py [--requests 200] [--warmup 50] [--annotate]
+        [--cases 0,1] [--measure instructions,syscalls] [--connections 1] [--cache-sim]
 
 Each server runs as it does in bench/serving/run.py (the same models, the same command line,
-uvicorn on uvloop with httptools) but under `valgrind --tool=callgrind`, which counts the
-instructions the process executes: a count does not depend on what else runs on the machine,
-unlike requests per second. One client on one keep-alive connection sends `--warmup` requests,
-then `--requests` more, then one last one; the server counts only what it executes from the
-start of the first counted request's ASGI call to the start of the last one's (callgrind's
-client requests, from a three-line C helper compiled here), so the count is `--requests` whole
-request cycles: the event loop's wake-up, reading, parsing, the application, writing. Imports,
-loading and warm-up are not counted. Every answer is checked against `model.predict` on the
-same row. Results go to bench/results/request_cost.md; `--annotate` also writes callgrind's
-per-function profile of each server next to its output under ~/.cache/modeldeploy/bench-work.
+run.py `serve_args`; uvicorn on uvloop with httptools), started by counted_server.py, which
+marks a window of `--requests` whole request cycles: from the start of the first counted
+request's ASGI call to the start of the one after the last. A client sends `--warmup` requests,
+then the counted ones, over `--connections` keep-alive connections (each sending its next
+request when its answer is in, as wrk does, so that as many are in flight as under its load).
+Every answer is checked against `model.predict` on the same row. Two measures, none of which
+depends on what else runs on the machine, unlike requests per second:
+
+- instructions: the server under `valgrind --tool=callgrind`, counting only in the window
+  (callgrind's client requests, from a three-line C helper compiled here): the event loop's
+  wake-ups, reading, parsing, the application, writing. `--cache-sim` adds callgrind's cycle
+  estimate from simulated caches (how much of the cost is memory rather than instructions).
+- syscalls: the server without valgrind; over the window, the garbage collector's collections
+  (a `gc.callbacks` hook), every thread's voluntary context switches and the page faults
+  (/proc); over as many further requests, the syscalls of all its threads (`strace -c -f`,
+  attached for them only, since its stops count as context switches); then the syscalls of
+  `--idle-seconds` with no requests (timers and periodic work).
+
+Imports, loading and warm-up are not counted. Results go to bench/results/request_cost.md;
+`--annotate` also writes callgrind's per-function profile of each server next to its output
+under ~/.cache/modeldeploy/bench-work/callgrind.
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import platform
 import re
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +47,7 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from run import HERE, ROOT, WORK, body, build_models, free_port, rows
+from run import HERE, ROOT, WORK, body, build_models, free_port, rows, serve_args
 
 RESULTS = ROOT / "bench" / "results" / "request_cost.md"
 COUNTING = WORK / "callgrind"
@@ -54,7 +64,8 @@ class Case:
     label: str
     model: str | None  # a model of run.py's build_models; None: the bare ASGI app
     protocol: str  # v1 | v2
-    flags: tuple[str, ...] = ()
+    fast_path: bool = True
+    method: str = "POST"  # GET: the bare app's request as run.py measures its ceiling
 
 
 CASES = (
@@ -65,7 +76,7 @@ CASES = (
         "modeldeploy --no-fast-path, LogisticRegression",
         "LogisticRegression (iris)",
         "v1",
-        ("--no-fast-path",),
+        fast_path=False,
     ),
     Case(
         "modeldeploy, Pipeline (StandardScaler + LogisticRegression)",
@@ -84,63 +95,9 @@ CASES = (
         "LogisticRegression (iris)",
         "v1",
     ),
+    # run.py measured its ceiling so until it sent the bare app our V1 request.
+    Case(HELLO + ", GET without a body", None, "v1", method="GET"),
 )
-
-
-# -- inside the server process (run under valgrind) --------------------------------------------
-
-
-class RequestCounter:
-    """Starts callgrind's counting at request `first` and stops it (and dumps) at `last`."""
-
-    def __init__(self, helper: Path, first: int, last: int) -> None:
-        self.library = ctypes.CDLL(str(helper))
-        self.first = first
-        self.last = last
-        self.seen = 0
-
-    def tick(self) -> None:
-        self.seen += 1
-        if self.seen == self.first:
-            self.library.counting_start()
-        elif self.seen == self.last:
-            self.library.counting_stop()
-
-
-def counted(call: Callable[..., Any], counter: RequestCounter) -> Callable[..., Any]:
-    """`call` (an ASGI callable) that ticks `counter` on each POST; a plain function returning
-    `call`'s coroutine, so that it adds no coroutine of its own to the count."""
-
-    def wrapper(scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            counter.tick()
-        return call(scope, receive, send)
-
-    return wrapper
-
-
-def serve(args: argparse.Namespace, server_args: list[str]) -> int:
-    counter = RequestCounter(args.helper, args.warmup + 1, args.warmup + args.requests + 1)
-    if args.hello:
-        sys.path.insert(0, str(HERE))
-        import hello
-        import uvicorn
-
-        uvicorn.Server(hello.config(args.port, counted(hello.app, counter))).run()
-        return 0
-    from modeldeploy_serving import server
-    from modeldeploy_serving.app import ServingApp
-    from modeldeploy_serving.settings import ServerSettings
-
-    build_app = server.build_app
-
-    def build_counted_app(settings: ServerSettings) -> ServingApp:
-        app = build_app(settings)
-        app.handle = counted(app.handle, counter)  # type: ignore[method-assign]
-        return app
-
-    server.build_app = build_counted_app
-    return server.main(server_args)
 
 
 # -- the driver ----------------------------------------------------------------------------------
@@ -158,22 +115,11 @@ def compile_helper() -> Path:
 
 
 def server_command(case: Case, model_dir: Path | None, port: int) -> list[str]:
+    """What counted_server.py serves: `--hello`, or `--` and the flags run.py's benchmark
+    starts our server with (run.py `serve_args`, shared so the two cannot drift)."""
     if model_dir is None:
         return ["--hello"]
-    return [
-        "--",
-        "--model-dir",
-        str(model_dir),
-        "--name",
-        "m",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *case.flags,
-    ]
+    return ["--", *serve_args(model_dir, port, fast_path=case.fast_path)]
 
 
 def http_request(method: str, path: str, payload: bytes = b"") -> bytes:
@@ -186,6 +132,11 @@ def http_request(method: str, path: str, payload: bytes = b"") -> bytes:
 def exchange(sock: socket.socket, request: bytes) -> tuple[int, bytes]:
     """Send one request on a keep-alive connection; its status and body."""
     sock.sendall(request)
+    return read_response(sock)
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the next response on `sock`."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -224,26 +175,71 @@ def predictions(case: Case, reply: bytes) -> list[Any]:
     return found
 
 
-def measure(
-    case: Case, model_dir: Path | None, helper: Path, args: argparse.Namespace, index: int
-) -> int:
-    """Instructions per request of `case`."""
-    port = free_port()
-    # Named after the results file, so that runs written to different files never mix.
-    stem = f"{args.output.stem}-case{index}"
-    out = COUNTING / f"{stem}.out"
-    for stale in COUNTING.glob(f"{stem}.out*"):
-        stale.unlink()
+class Client:
+    """`connections` keep-alive connections to a case's server, sending its batch-1 request and
+    checking every answer against `model.predict` on the same row. Each connection sends its
+    next request as soon as its answer is in, as wrk does, so that with several connections
+    that many requests are in flight (and no connection idles past uvicorn's keep-alive
+    timeout while a slow server, under valgrind, answers the others)."""
+
+    def __init__(self, case: Case, model_dir: Path | None, port: int, connections: int) -> None:
+        self.case = case
+        path = "/v1/models/m:predict" if case.protocol == "v1" else "/v2/models/m/infer"
+        payload = body(case.protocol, 1).encode() if case.method == "POST" else b""
+        self.request = http_request(case.method, "/" if model_dir is None else path, payload)
+        self.expected = None
+        if model_dir is not None:
+            self.expected = joblib.load(model_dir / "model.joblib").predict(rows(1)).tolist()
+        self.socks = [
+            socket.create_connection(("127.0.0.1", port), timeout=600) for _ in range(connections)
+        ]
+
+    def send(self, count: int) -> None:
+        """`count` requests, and wait for their answers."""
+        with selectors.DefaultSelector() as selector:
+            for sock in self.socks[:count]:
+                sock.sendall(self.request)
+                selector.register(sock, selectors.EVENT_READ)
+            unsent = count - len(selector.get_map())
+            while selector.get_map():
+                for key, _ in selector.select(timeout=600):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    self._check(*read_response(sock))
+                    if unsent:
+                        sock.sendall(self.request)
+                        unsent -= 1
+                    else:
+                        selector.unregister(sock)
+
+    def _check(self, status: int, reply: bytes) -> None:
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {reply[:200]!r}")
+        if self.expected is not None and predictions(self.case, reply) != self.expected:
+            raise RuntimeError(f"wrong predictions: {reply[:200]!r}, expected {self.expected}")
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+
+
+def start_server(
+    args: argparse.Namespace,
+    prefix: list[str],
+    case: Case,
+    model_dir: Path | None,
+    port: int,
+    probe: list[str],
+    log: Path,
+) -> subprocess.Popen[bytes]:
+    """This script in `--serve` mode behind `prefix` (valgrind, or nothing), ready."""
     command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={out}",
+        *prefix,
         str(ROOT / ".venv" / "bin" / "python"),
-        str(Path(__file__).resolve()),
-        "--serve",
-        "--helper",
-        str(helper),
+        str(HERE / "counted_server.py"),
+        *probe,
+        "--method",
+        case.method,
         "--port",
         str(port),
         "--warmup",
@@ -252,34 +248,60 @@ def measure(
         str(args.requests),
         *server_command(case, model_dir, port),
     ]
-    log = (COUNTING / f"{stem}.log").open("wb")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "serving"), "PYTHONHASHSEED": "0"}
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+    out = log.open("wb")
+    proc = subprocess.Popen(command, env=env, stdout=out, stderr=out, start_new_session=True)
+    out.close()
     try:
-        ready = "/" if model_dir is None else "/v2/health/ready"
-        wait_ready(port, ready, proc, timeout=args.ready_timeout)
-        path = "/v1/models/m:predict" if case.protocol == "v1" else "/v2/models/m/infer"
-        if model_dir is None:
-            path = "/"
-        request = http_request("POST", path, body(case.protocol, 1).encode())
-        expected = None
-        if model_dir is not None:
-            expected = joblib.load(model_dir / "model.joblib").predict(rows(1)).tolist()
-        with socket.create_connection(("127.0.0.1", port), timeout=600) as sock:
-            for _ in range(args.warmup + args.requests + 1):
-                status, reply = exchange(sock, request)
-                if status != 200:
-                    raise RuntimeError(f"HTTP {status}: {reply[:200]!r}")
-                if expected is not None and predictions(case, reply) != expected:
-                    raise RuntimeError(f"wrong predictions: {reply[:200]!r}, expected {expected}")
+        wait_ready(port, "/" if model_dir is None else "/v2/health/ready", proc, args.ready_timeout)
+    except BaseException:
+        stop_server(proc)
+        raise
+    return proc
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(120)
+
+
+@dataclass(frozen=True)
+class Cost:
+    instructions: int  # per request
+    # callgrind's estimate of cycles per request from its simulated caches (`--cache-sim`):
+    # Ir + 10 x L1 misses + 100 x last-level misses; None without the simulation.
+    cycles: int | None
+
+
+def measure(
+    case: Case, model_dir: Path | None, helper: Path, args: argparse.Namespace, index: int
+) -> Cost:
+    """Instructions (and with `--cache-sim` estimated cycles) per request of `case`."""
+    port = free_port()
+    # Named after the results file, so that runs written to different files never mix.
+    stem = f"{args.output.stem}-case{index}"
+    out = COUNTING / f"{stem}.out"
+    for stale in COUNTING.glob(f"{stem}.out*"):
+        stale.unlink()
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+    if args.cache_sim:
+        valgrind.append("--cache-sim=yes")
+    proc = start_server(
+        args, valgrind, case, model_dir, port, ["--helper", str(helper)], COUNTING / f"{stem}.log"
+    )
+    try:
+        client = Client(case, model_dir, port, args.connections)
+        client.send(args.warmup + args.requests + 1)
+        client.close()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(120)
-        log.close()
+        stop_server(proc)
     dump = Path(f"{out}.1")
-    summary = re.search(r"^summary:\s+(\d+)", dump.read_text(), re.M)
-    if summary is None:
-        raise RuntimeError(f"no summary in {dump}")
+    text = dump.read_text()
+    names = re.search(r"^events:\s+(.+)$", text, re.M)
+    summary = re.search(r"^summary:\s+(.+)$", text, re.M)
+    if names is None or summary is None:
+        raise RuntimeError(f"no events or summary in {dump}")
+    events = dict(zip(names.group(1).split(), map(int, summary.group(1).split()), strict=False))
     if args.annotate:
         profile = subprocess.run(
             ["callgrind_annotate", "--inclusive=yes", str(dump)],
@@ -288,7 +310,184 @@ def measure(
             check=True,
         ).stdout
         (COUNTING / f"{stem}.annotated.txt").write_text(profile)
-    return round(int(summary.group(1)) / args.requests)
+    cycles = None
+    if args.cache_sim:
+        l1 = events["I1mr"] + events["D1mr"] + events["D1mw"]
+        last_level = events["ILmr"] + events["DLmr"] + events["DLmw"]
+        cycles = round((events["Ir"] + 10 * l1 + 100 * last_level) / args.requests)
+    return Cost(round(events["Ir"] / args.requests), cycles)
+
+
+# -- syscalls, threads and the garbage collector ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadStat:
+    name: str
+    voluntary: int  # context switches: the thread slept (waited on a socket, a lock, a timer)
+    involuntary: int
+    cpu_ticks: int  # user + system, in clock ticks
+
+
+def thread_stats(pid: int) -> dict[int, ThreadStat]:
+    """Every thread of process `pid`, by thread id."""
+    found: dict[int, ThreadStat] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread has just ended
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        after_name = stat[stat.rindex(")") + 2 :].split()
+        found[int(task.name)] = ThreadStat(
+            fields["Name"].strip(),
+            int(fields["voluntary_ctxt_switches"]),
+            int(fields["nonvoluntary_ctxt_switches"]),
+            int(after_name[11]) + int(after_name[12]),  # utime, stime: fields 14 and 15
+        )
+    return found
+
+
+def minor_faults(pid: int) -> int:
+    """Minor page faults of process `pid` so far (/proc/PID/stat field 10)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[7])
+
+
+class Strace:
+    """`strace -c -f` attached to every thread of a running process, counting its syscalls until
+    `stop`."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            ["strace", "-c", "-f", "-p", str(pid), "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        # Counting starts when every thread is attached.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tracers = [
+                re.search(r"^TracerPid:\s+(\d+)", (task / "status").read_text(), re.M)
+                for task in Path(f"/proc/{pid}/task").iterdir()
+            ]
+            if all(t is not None and int(t.group(1)) == self.proc.pid for t in tracers):
+                return
+            time.sleep(0.05)
+        self.proc.kill()
+        raise RuntimeError(f"strace did not attach to every thread of {pid}")
+
+    def stop(self) -> dict[str, int]:
+        """Calls per syscall while attached."""
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(60)
+        calls: dict[str, int] = {}
+        for line in self.out.read_text().splitlines():
+            # % time, seconds, usecs/call, calls, [errors,] syscall
+            match = re.match(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$", line)
+            if match and match.group(2) != "total":
+                calls[match.group(2)] = int(match.group(1))
+        return calls
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What the server process does for `requests` requests, besides executing instructions."""
+
+    requests: int
+    syscalls: dict[str, int]  # calls per syscall, over `requests` requests under strace
+    idle_seconds: float
+    idle_syscalls: dict[str, int]  # over `idle_seconds` with no requests
+    # Over `requests` other requests, not traced (strace's stops are context switches too):
+    threads: dict[int, tuple[ThreadStat, ThreadStat]]  # thread id: before, after
+    main_thread: int
+    faults: int  # minor page faults
+    gc: dict[str, Any]  # GcProbe's counts, over the same untraced requests
+
+    def per_request(self, calls: int) -> float:
+        return calls / self.requests
+
+    def other_threads_wakeups(self) -> int:
+        return sum(
+            after.voluntary - before.voluntary
+            for tid, (before, after) in self.threads.items()
+            if tid != self.main_thread
+        )
+
+    def main_thread_sleeps(self) -> int:
+        before, after = self.threads[self.main_thread]
+        return after.voluntary - before.voluntary
+
+    def thread_names(self) -> str:
+        names: dict[str, int] = {}
+        for before, _ in self.threads.values():
+            names[before.name] = names.get(before.name, 0) + 1
+        return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in sorted(names.items()))
+
+
+def behave(case: Case, model_dir: Path | None, args: argparse.Namespace, index: int) -> Behaviour:
+    """Garbage collections (gc.callbacks), thread wake-ups (/proc) and page faults over
+    `--requests` requests of `case`; syscalls (strace) over as many more; then the syscalls of
+    `--idle-seconds` with none."""
+    port = free_port()
+    stem = f"{args.output.stem}-case{index}"
+    probe = COUNTING / f"{stem}.gc.json"
+    probe.unlink(missing_ok=True)
+    proc = start_server(
+        args, [], case, model_dir, port, ["--probe", str(probe)], COUNTING / f"{stem}.log"
+    )
+    try:
+        client = Client(case, model_dir, port, args.connections)
+        client.send(args.warmup)
+        before, faults = thread_stats(proc.pid), minor_faults(proc.pid)
+        client.send(args.requests)  # the probe's window: these requests
+        after, faults = thread_stats(proc.pid), minor_faults(proc.pid) - faults
+        strace = Strace(proc.pid, COUNTING / f"{stem}.strace")
+        client.send(args.requests)  # the first one's tick closes the probe's window
+        syscalls = strace.stop()
+        idle = Strace(proc.pid, COUNTING / f"{stem}.idle.strace")
+        time.sleep(args.idle_seconds)
+        idle_syscalls = idle.stop()
+        client.close()
+        deadline = time.monotonic() + 60
+        while not probe.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop_server(proc)
+    return Behaviour(
+        requests=args.requests,
+        syscalls=syscalls,
+        idle_seconds=args.idle_seconds,
+        idle_syscalls=idle_syscalls,
+        threads={tid: (before[tid], after[tid]) for tid in before.keys() & after.keys()},
+        main_thread=proc.pid,
+        faults=faults,
+        gc=json.loads(probe.read_text()),
+    )
+
+
+def describe_behaviour(b: Behaviour) -> str:
+    """One line of the syscalls table's text: the syscalls per request, largest first."""
+    parts = [
+        f"{name} {b.per_request(calls):.2f}"
+        for name, calls in sorted(b.syscalls.items(), key=lambda item: -item[1])
+    ]
+    return ", ".join(parts) or "none"
+
+
+def behaviour_row(i: int, case: Case, b: Behaviour) -> str:
+    sleeps = b.main_thread_sleeps()
+    collections = "/".join(f"{1000 * n / b.requests:.1f}" for n in b.gc["collections"])
+    idle = sum(b.idle_syscalls.values()) / b.idle_seconds
+    return (
+        f"| {i} | {case.label} | {case.protocol.upper()} | "
+        f"{b.per_request(sum(b.syscalls.values())):.2f} | {b.per_request(sleeps):.2f} | "
+        f"{1000 * b.other_threads_wakeups() / b.requests:.1f} | {len(b.threads)} | "
+        f"{b.per_request(b.faults):.2f} | "
+        f"{collections} | {1e6 * b.gc['gc_cpu_seconds'] / b.requests:.1f} | {idle:.1f} |"
+    )
 
 
 def main() -> int:
@@ -298,61 +497,135 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests counted per server")
     parser.add_argument("--warmup", type=int, default=50, help="requests before counting")
     parser.add_argument("--cases", default="", help="comma-separated case numbers (default all)")
+    parser.add_argument(
+        "--measure",
+        default="instructions,syscalls",
+        help="instructions (callgrind), syscalls (strace, /proc, gc.callbacks), or both",
+    )
+    parser.add_argument(
+        "--idle-seconds", type=float, default=2.0, help="syscalls counted with no requests"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=1, help="requests in flight, one per connection"
+    )
+    parser.add_argument(
+        "--cache-sim",
+        action="store_true",
+        help="also simulate the caches: callgrind's estimate of cycles per request",
+    )
     parser.add_argument("--annotate", action="store_true", help="keep per-function profiles")
     # Loading under valgrind takes a minute on an idle machine, far longer on a loaded one.
     parser.add_argument("--ready-timeout", type=float, default=1800.0, help="seconds")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    # The server side, started by the driver under valgrind.
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--hello", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--helper", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    argv = sys.argv[1:]
-    server_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    if args.serve:
-        return serve(args, server_args)
+    args = parser.parse_args()
 
-    helper = compile_helper()
+    measures = set(args.measure.split(","))
+    if not measures <= {"instructions", "syscalls"}:
+        parser.error(f"--measure takes instructions and/or syscalls, got {args.measure!r}")
+    if "syscalls" in measures and shutil.which("strace") is None:
+        raise SystemExit("--measure syscalls needs strace")
+    helper = compile_helper() if "instructions" in measures else None
+    COUNTING.mkdir(parents=True, exist_ok=True)
     models = build_models()
     chosen = [int(i) for i in args.cases.split(",")] if args.cases else range(len(CASES))
-    table = [
-        "| # | server | protocol | instructions per request |",
-        "|---:|---|---|---:|",
+    instructions = [
+        "| # | server | protocol | instructions per request |"
+        + (" estimated cycles per request (simulated caches) |" if args.cache_sim else ""),
+        "|---:|---|---|---:|" + ("---:|" if args.cache_sim else ""),
     ]
+    behaviours = [
+        "| # | server | protocol | syscalls per request | main thread sleeps per request | "
+        "other threads' wake-ups per 1000 requests | threads | minor page faults per request | "
+        "GC collections per 1000 "
+        "requests (gen 0/1/2) | GC CPU µs per request | idle syscalls per second |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    details: list[str] = []
     for i in chosen:
         case = CASES[i]
         model_dir = models[case.model] if case.model is not None else None
         print(f"[request_cost] {i}: {case.label} ({case.protocol})", flush=True)
-        cost = measure(case, model_dir, helper, args, i)
-        print(f"[request_cost]   {cost:,} instructions per request", flush=True)
-        table.append(f"| {i} | {case.label} | {case.protocol.upper()} | {cost:,} |")
-    valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout
+        if helper is not None:
+            cost = measure(case, model_dir, helper, args, i)
+            cycles = f" | {cost.cycles:,}" if cost.cycles is not None else ""
+            print(f"[request_cost]   {cost.instructions:,} instructions{cycles}", flush=True)
+            instructions.append(
+                f"| {i} | {case.label} | {case.protocol.upper()} | {cost.instructions:,}{cycles} |"
+            )
+        if "syscalls" in measures:
+            b = behave(case, model_dir, args, i)
+            row = behaviour_row(i, case, b)
+            print(f"[request_cost]   {row}", flush=True)
+            print(f"[request_cost]   per request: {describe_behaviour(b)}", flush=True)
+            behaviours.append(row)
+            details.append(
+                f"- {i} ({case.protocol.upper()}): {describe_behaviour(b)}; threads: "
+                f"{b.thread_names()}"
+            )
     command = "bench/serving/request_cost.py" + "".join(
         f" {flag} {value}"
         for flag, value in (
             ("--requests", args.requests),
             ("--warmup", args.warmup),
             ("--cases", args.cases),
+            ("--measure", args.measure),
+            ("--connections", args.connections if args.connections != 1 else ""),
         )
         if value != ""
     )
+    if args.cache_sim:
+        command += " --cache-sim"
     lines = [
-        "# Instructions per request",
+        "# What one request costs the server",
         "",
         f"Written by `.venv/bin/python {command}` on "
         f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC: batch-1 requests (one iris row) "
-        f"on one keep-alive connection, {args.warmup} warm-up requests, then "
-        f"{args.requests} counted, in the server process under "
-        f"`valgrind --tool=callgrind` ({valgrind.strip()}); python "
-        f"{platform.python_version()}, scikit-learn {sklearn.__version__}, numpy "
-        f"{np.__version__}. The count does not depend on the machine's load. It covers whole "
-        "request cycles (event loop, HTTP parsing, the application, the response), not the "
-        "kernel's side of the socket; every answer was checked against `model.predict`.",
-        "",
-        *table,
+        + (
+            "on one keep-alive connection"
+            if args.connections == 1
+            else f"on {args.connections} keep-alive connections, each sending its next request "
+            "when its answer is in"
+        )
+        + f", {args.warmup} warm-up requests, then "
+        f"{args.requests} counted; python {platform.python_version()}, scikit-learn "
+        f"{sklearn.__version__}, numpy {np.__version__}. Every answer was checked against "
+        "`model.predict`. None of these counts depends on the machine's load.",
         "",
     ]
+    if helper is not None:
+        valgrind = subprocess.run(["valgrind", "--version"], capture_output=True, text=True)
+        lines += [
+            "## Instructions per request",
+            "",
+            f"In the server process under `valgrind --tool=callgrind` ({valgrind.stdout.strip()}),"
+            " from the start of the first counted request's ASGI call to the start of the one "
+            "after the last: whole request cycles (event loop, HTTP parsing, the application, "
+            "the response), not the kernel's side of the socket.",
+            "",
+            *instructions,
+            "",
+        ]
+    if "syscalls" in measures:
+        strace = subprocess.run(["strace", "-V"], capture_output=True, text=True).stdout
+        lines += [
+            "## Syscalls, threads and garbage collection per request",
+            "",
+            "The server runs without valgrind; `strace -c -f` "
+            f"({strace.splitlines()[0] if strace else 'strace'}) is attached to all its threads "
+            "for the counted requests only. A main-thread sleep is a voluntary context switch "
+            "(it waited in epoll for the next request); other threads' wake-ups are their "
+            "voluntary context switches in the same window (/proc/PID/task). Garbage "
+            "collections are counted by a `gc.callbacks` hook over the counted requests, with "
+            "the CPU time they took (that time, unlike the counts, depends on caches). Idle: "
+            f"syscalls over {args.idle_seconds:g} s with the connection open and no requests.",
+            "",
+            *behaviours,
+            "",
+            "Syscalls per request, by name:",
+            "",
+            *details,
+            "",
+        ]
     args.output.write_text("\n".join(lines))
     print(f"wrote {args.output}")
     return 0

@@ -160,7 +160,11 @@ def build_models() -> dict[str, Path]:
     for i, (name, estimator) in enumerate(estimators.items()):
         directory = WORK / "models" / f"model{i}"
         directory.mkdir(parents=True, exist_ok=True)
-        joblib.dump(estimator.fit(X, y), directory / "model.joblib")
+        # Written aside, then renamed: a server of another run (request_cost.py's run beside
+        # this one) loading the model meanwhile reads the old file or the new, never half of one.
+        partial = directory / f"model.joblib.{os.getpid()}"
+        joblib.dump(estimator.fit(X, y), partial)
+        partial.replace(directory / "model.joblib")
         paths[name] = directory
     return paths
 
@@ -200,12 +204,33 @@ class Target:
     note: str = ""
 
 
-def ours(
-    model_dir: Path, port: int, protocol: str, micro_batch: int = 0, fast_path: bool = True
-) -> Target:
+def serve_args(
+    model_dir: Path, port: int, micro_batch: int = 0, fast_path: bool = True
+) -> list[str]:
+    """The flags of `modeldeploy serve` for a benchmarked server: the one home of our server's
+    benchmark settings, which request_cost.py uses too, so that its counts are of the server
+    measured here."""
     extra = ["--micro-batch-rows", str(micro_batch)] if micro_batch else []
     if not fast_path:
         extra.append("--no-fast-path")
+    return [
+        "--model-dir",
+        str(model_dir),
+        "--name",
+        "m",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
+def ours(
+    model_dir: Path, port: int, protocol: str, micro_batch: int = 0, fast_path: bool = True
+) -> Target:
     return Target(
         label="modeldeploy"
         + (f", --micro-batch-rows {micro_batch}" if micro_batch else "")
@@ -216,17 +241,7 @@ def ours(
             str(ROOT / ".venv" / "bin" / "python"),
             "-m",
             "modeldeploy_serving.server",
-            "--model-dir",
-            str(model_dir),
-            "--name",
-            "m",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            *extra,
+            *serve_args(model_dir, port, micro_batch, fast_path),
         ],
         ready_path="/v2/health/ready",
         infer_path="/v1/models/m:predict" if protocol == "v1" else "/v2/models/m/infer",
@@ -368,6 +383,30 @@ class Measure:
     p99_ms: float
     non_2xx: int
     errors: str
+    # From the server process's threads' /proc schedstat over the measured run (not its child
+    # processes): CPU time per request, which the machine's load hardly changes, and the share
+    # of its runnable time spent waiting for CPU 0, which is the load. Requests/s follow from
+    # both, so a row's req/s can be read against another row's taken at a different load.
+    cpu_us_per_request: float = float("nan")
+    wait_share: float = float("nan")
+
+
+def schedstat(pid: int) -> tuple[int, int] | None:
+    """Nanoseconds the threads of process `pid` have run on a CPU and waited on a run queue;
+    None once the process has exited."""
+    on_cpu = waited = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            fields = (task / "schedstat").read_text().split()
+        except OSError:  # the thread has just ended
+            continue
+        on_cpu += int(fields[0])
+        waited += int(fields[1])
+    return on_cpu, waited
 
 
 def _ms(text: str, percentile: str) -> float:
@@ -381,14 +420,15 @@ def _ms(text: str, percentile: str) -> float:
 def wrk(wrk_bin: str, running: Running, batch: int, seconds: int, connections: int) -> Measure:
     target = running.target
     script = WORK / f"wrk-{target.protocol}-{batch}.lua"
-    if target.infer_path == "/":
-        script.write_text('wrk.method = "GET"\n')
-    else:
-        script.write_text(
-            'wrk.method = "POST"\n'
-            f"wrk.body = [=[{body(target.protocol, batch)}]=]\n"
-            'wrk.headers["Content-Type"] = "application/json"\n'
-        )
+    # The ceiling (hello.py, at "/") gets the very request our V1 rows get: a GET without a
+    # body costs the server less (no body to parse and receive), so it was a higher ceiling
+    # than the one our requests can reach (request_cost.py counts both).
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = [=[{body(target.protocol, batch)}]=]\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    before = schedstat(running.proc.pid)
     out = subprocess.run(
         [
             "taskset",
@@ -407,15 +447,23 @@ def wrk(wrk_bin: str, running: Running, batch: int, seconds: int, connections: i
         text=True,
         check=True,
     ).stdout
+    after = schedstat(running.proc.pid)
+    cpu = waited = 0  # a server that exited during the run reports no CPU time
+    if before is not None and after is not None:
+        cpu, waited = after[0] - before[0], after[1] - before[1]
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     non = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
+    requests = int(total.group(1)) if total else 0
     return Measure(
         rps=float(rps.group(1)) if rps else 0.0,
         p50_ms=_ms(out, "50"),
         p99_ms=_ms(out, "99"),
         non_2xx=int(non.group(1)) if non else 0,
         errors=errors.group(0) if errors else "",
+        cpu_us_per_request=cpu / 1000 / requests if requests and cpu else float("nan"),
+        wait_share=waited / (cpu + waited) if cpu + waited else float("nan"),
     )
 
 
@@ -578,10 +626,16 @@ def _cpu() -> str:
     return platform.processor() or "?"
 
 
-def _fmt(m: Measure | None) -> tuple[str, str, str]:
+def _fmt(m: Measure | None) -> tuple[str, str, str, str, str]:
     if m is None:
-        return "—", "—", "—"
-    return f"{m.rps:,.0f}", f"{m.p50_ms:.2f}", f"{m.p99_ms:.2f}"
+        return "—", "—", "—", "—", "—"
+    return (
+        f"{m.rps:,.0f}",
+        f"{m.p50_ms:.2f}",
+        f"{m.p99_ms:.2f}",
+        f"{m.cpu_us_per_request:,.0f}",
+        f"{m.wait_share:.0%}",
+    )
 
 
 def write_results(
@@ -608,7 +662,11 @@ def write_results(
         "numbers move with it, the ratios much less).",
         "",
         "Every server's answer was checked against `model.predict` on the same rows before it "
-        "was measured. Latencies in ms. A row without numbers says why it could not run.",
+        "was measured. Latencies in ms. A row without numbers says why it could not run. "
+        "Server CPU per request and run-queue wait come from the server process's threads' "
+        "/proc schedstat over the measured run (its child processes are not counted): CPU "
+        "time per request hardly depends on the machine's load, the wait is the load, and "
+        "req/s follow from both, so rows measured at different loads compare by CPU time.",
         "",
         "Versions: " + "; ".join(f"{k}: {v}" for k, v in versions.items()) + ".",
         "",
@@ -616,21 +674,23 @@ def write_results(
     for (model, batch), floor in floors.items():
         lines += [f"## {model}, batch {batch}", ""]
         lines += [
-            "| server | protocol | req/s | p50 | p99 | note |",
-            "|---|---|---:|---:|---:|---|",
+            "| server | protocol | req/s | p50 | p99 | server CPU µs per request | "
+            "run-queue wait | note |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
         ]
         rows_here = [r for r in results if r.model == model and r.batch == batch]
         for r in rows_here:
-            rps, p50, p99 = _fmt(r.measure)
+            rps, p50, p99, cpu, wait = _fmt(r.measure)
             note = r.note
             if r.measure is not None and (r.measure.non_2xx or r.measure.errors):
                 note = f"invalid: {r.measure.non_2xx} non-2xx {r.measure.errors}".strip()
             lines.append(
-                f"| {r.label} | {r.protocol.upper()} | {rps} | {p50} | {p99} | "
+                f"| {r.label} | {r.protocol.upper()} | {rps} | {p50} | {p99} | {cpu} | {wait} | "
                 f"{note.replace('|', '/')[:300]} |"
             )
         lines.append(
-            f"| in-process floor: `model.predict` calls/s, no HTTP | — | {floor:,.0f} | — | — | |"
+            f"| in-process floor: `model.predict` calls/s, no HTTP | — | {floor:,.0f} | — | — "
+            "| — | — | |"
         )
         valid = [r for r in rows_here if r.measure and not r.measure.non_2xx]
         peers = [r for r in valid if not r.label.startswith("modeldeploy")]
@@ -657,16 +717,20 @@ def write_results(
                     "",
                     f"{ours_row.protocol.upper()}: {ours_row.label} "
                     f"{ours_row.measure.rps / ceiling.rps:.0%} of the bare-ASGI ceiling "
-                    f"({ceiling.rps:,.0f} req/s, same run).",
+                    f"({ceiling.rps:,.0f} req/s, same run); server CPU per request "
+                    f"{ours_row.measure.cpu_us_per_request / ceiling.cpu_us_per_request:.1f}x "
+                    "the ceiling's.",
                 ]
         lines.append("")
     if ceiling is not None:
-        rps, p50, p99 = _fmt(ceiling)
+        rps, p50, p99, cpu, wait = _fmt(ceiling)
         lines += [
             "## Ceiling",
             "",
             "A bare ASGI app answering a constant body on uvicorn + "
-            f"uvloop + httptools (our stack): {rps} req/s, p50 {p50} ms, p99 {p99} ms.",
+            "uvloop + httptools (our stack), to the same batch-1 V1 POST as our rows: "
+            f"{rps} req/s, p50 {p50} ms, p99 {p99} ms, {cpu} µs of server CPU per request, "
+            f"{wait} of its runnable time waiting for the CPU.",
             "",
         ]
     if failures:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -172,6 +173,19 @@ def _load_estimator(path: Path, data: bytes, skops_trusted: tuple[str, ...]) -> 
     return estimator
 
 
+# Up to this many values, `_all_finite` sums them in Python: cheaper than numpy's two calls.
+SMALL_BATCH_VALUES = 64
+
+
+def _all_finite(rows: np.ndarray) -> bool:
+    """Whether every value of float `rows` is finite. Their sum is finite only if they all are
+    (a NaN or an infinity makes it NaN or infinite); a sum that overflows says False for finite
+    values, which the caller's full check then clears."""
+    if rows.size <= SMALL_BATCH_VALUES:
+        return math.isfinite(sum(rows.ravel().tolist()))
+    return bool(np.isfinite(rows).all())
+
+
 @dataclass(frozen=True)
 class ModelSignature:
     """What the protocols need to know about a model to describe it and check input."""
@@ -294,17 +308,16 @@ class ServedModel:
                 f"each row must have {expected} features (the model was trained on {expected}); "
                 f"got rows of {rows.shape[1]}"
             )
-        if rows.dtype.kind == "f":
+        if rows.dtype.kind == "f" and not _all_finite(rows):
             finite = np.isfinite(rows)
-            if not finite.all():
-                bad = ~finite & ~np.isnan(rows) if self.signature.allow_nan else ~finite
-                if bad.any():
-                    r, c = (int(i[0]) for i in np.nonzero(bad))
-                    what = "infinite" if self.signature.allow_nan else "NaN or infinite"
-                    raise BadRequest(
-                        f"row {r}, feature {c} is {what}; this model takes finite numbers"
-                        + ("" if self.signature.allow_nan else " only (no missing values)")
-                    )
+            bad = ~finite & ~np.isnan(rows) if self.signature.allow_nan else ~finite
+            if bad.any():
+                r, c = (int(i[0]) for i in np.nonzero(bad))
+                what = "infinite" if self.signature.allow_nan else "NaN or infinite"
+                raise BadRequest(
+                    f"row {r}, feature {c} is {what}; this model takes finite numbers"
+                    + ("" if self.signature.allow_nan else " only (no missing values)")
+                )
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         fast = self.fast_path

@@ -118,6 +118,8 @@ def _tensor(tensor: Any) -> tuple[np.ndarray, str]:
         info = np.iinfo(dtype)
         if data.min() < info.min or data.max() > info.max:
             raise BadRequest(f"inputs[0].data holds values outside the range of {datatype}")
+    if data.dtype == dtype:  # nothing to convert (FP64 from JSON numbers): nothing can overflow
+        return data.reshape(shape), name
     with np.errstate(over="ignore"):
         rows = data.reshape(shape).astype(dtype, copy=False)
     return rows, name

@@ -3,7 +3,10 @@ what its `predict` / `predict_proba` compute, without scikit-learn's per-call va
 
 "Exact" is meant bit for bit: each kernel runs the numpy operations of scikit-learn 1.9.1's
 method on the same arrays in the same order, or its compiled kernels (a tree's `tree_.predict`),
-accumulated in the same order. Only the checks are gone (fitted? feature count? finite? dtype?),
+accumulated in the same order. Where scikit-learn calls a numpy function that only calls the
+array's method of the same name (`np.argmax(a, axis=1)` is `a.argmax(axis=1)`, `np.take`), the
+kernels call the method: the same operation without numpy's dispatch, which costs more than the
+arithmetic on a few rows. Only the checks are gone (fitted? feature count? finite? dtype?),
 which the server does once per request itself (`ServedModel.check_rows`). What is supported is
 matched by exact type (a subclass may override `predict`); everything else raises `Unsupported`
 with the reason, and the caller serves it with scikit-learn. `verify` (verify.py) compares the

@@ -61,7 +61,7 @@ def compile_estimator(estimator: Any) -> FastPath:
         if scores.ndim == 1:
             encoded = (scores > 0 if strict else scores >= 0).astype(int)
         else:
-            encoded = np.argmax(scores, axis=1)
+            encoded = scores.argmax(axis=1)
         labels: np.ndarray = classes[encoded]
         return labels
 

@@ -75,11 +75,8 @@ def _classifier(estimator: Any, name: str) -> FastPath:
 
     def predict(rows: np.ndarray) -> np.ndarray:
         scores = decision_function(rows)
-        if len(scores.shape) == 1:
-            indices = (scores > 0).astype(np.int64)
-        else:
-            indices = np.argmax(scores, axis=1)
-        labels: np.ndarray = np.take(classes, indices, axis=0)
+        indices = (scores > 0).astype(np.int64) if len(scores.shape) == 1 else scores.argmax(axis=1)
+        labels: np.ndarray = classes.take(indices, axis=0)
         return labels
 
     return FastPath(predict, _proba_kernel(estimator, decision_function), name)

@@ -64,7 +64,7 @@ def compile_estimator(estimator: Any) -> FastPath:
 
 def _labels(classes: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """`classes_.take(np.argmax(proba, axis=1), axis=0)`, as every classifier here predicts."""
-    labels: np.ndarray = classes.take(np.argmax(proba, axis=1), axis=0)
+    labels: np.ndarray = classes.take(proba.argmax(axis=1), axis=0)
     return labels
 
 

@@ -9,11 +9,13 @@ call to it is counted in the request metrics.
 
 Only the two inference calls are counted (as `v1`, `v2`): probes, metadata and scrapes never
 dilute a canary's success rate and latency, and a loading model's readiness 503 is not taken
-for a failed request. A route is found with a few string comparisons, the inference paths first.
+for a failed request. The served model's own paths (the ones traffic uses) are parsed once, when
+the table is built, and found with one dictionary lookup; any other path is parsed as it comes.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from modeldeploy_serving.errors import NotFound
@@ -61,9 +63,27 @@ class RouteTable:
             "/v2/": server_metadata,
             "/v1/models": Route(v1.model_list, GET, None),
         }
+        # The served model's paths, parsed once here (building a Route per request cost more than
+        # all the rest of routing); each is what `_parse` makes of it, so that a name with "/" or
+        # ":" in it routes exactly as it would be parsed.
+        for path in (
+            f"/v1/models/{name}:predict",
+            f"/v2/models/{name}/infer",
+            f"/v1/models/{name}",
+            f"/v2/models/{name}",
+            f"/v2/models/{name}/ready",
+        ):
+            with contextlib.suppress(NotFound):
+                self._fixed.setdefault(path, self._parse(path))
 
     def route(self, path: str) -> Route:
         """The route of `path`; `NotFound` saying where the model is when there is none."""
+        fixed = self._fixed.get(path)
+        if fixed is not None:
+            return fixed
+        return self._parse(path)
+
+    def _parse(self, path: str) -> Route:
         if path.startswith("/v2/models/"):
             name, _, rest = path[len("/v2/models/") :].partition("/")
             version = None
@@ -83,10 +103,6 @@ class RouteTable:
                 return Route(self.v1.model_status, GET, None, name)
             if colon:
                 raise NotFound(f"the V1 verb {verb!r} is not supported here; use :predict")
-        else:
-            fixed = self._fixed.get(path)
-            if fixed is not None:
-                return fixed
         raise NotFound(
             f"no endpoint at {path}; the model is at /v1/models/{self.name}:predict and "
             f"/v2/models/{self.name}/infer"

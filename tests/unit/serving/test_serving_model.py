@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import skops.io
-from modeldeploy_serving.errors import DigestMismatch, ModelLoadError
+from modeldeploy_serving.errors import BadRequest, DigestMismatch, ModelLoadError
 from modeldeploy_serving.model import (
+    SMALL_BATCH_VALUES,
     ServedModel,
     locate_artifact,
     normalize_sha256,
@@ -194,3 +195,37 @@ def test_signatures(models: dict[str, Fitted], tmp_path: Path) -> None:
         got = signature.classes.tolist() if signature.classes is not None else None
         assert got == classes
         assert signature.allow_nan is allow_nan
+
+
+# Both sides of SMALL_BATCH_VALUES (4 features a row): summed in Python, checked by numpy.
+@pytest.mark.parametrize("rows_per_batch", [1, SMALL_BATCH_VALUES // 4 + 1])
+@pytest.mark.parametrize("allow_nan", [False, True])
+def test_rows_are_refused_for_a_nan_or_an_infinity_only(
+    rows_per_batch: int, allow_nan: bool
+) -> None:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    estimator = (HistGradientBoostingRegressor(max_iter=5) if allow_nan else Ridge()).fit(
+        X, X.sum(axis=1)
+    )
+    model = ServedModel(estimator, Path("in-memory"), "-")
+    assert model.signature.allow_nan is allow_nan
+    rows = np.zeros((rows_per_batch, 4))
+    # Finite values whose sum overflows to infinity: finite, accepted.
+    rows[-1] = [1e308, 1e308, -0.0, 5e-324]
+    model.check_rows(rows)
+    for bad, refused in ((np.inf, True), (-np.inf, True), (np.nan, not allow_nan)):
+        wrong = rows.copy()
+        wrong[-1, 2] = bad
+        if refused:
+            with pytest.raises(BadRequest, match=f"row {rows_per_batch - 1}, feature 2 is"):
+                model.check_rows(wrong)
+        else:
+            model.check_rows(wrong)
+    # An infinity and a NaN together: the infinity is named, whatever the sum makes of them.
+    both = rows.copy()
+    both[-1, 0], both[-1, 3] = np.nan, np.inf
+    with pytest.raises(BadRequest, match=f"feature {3 if allow_nan else 0} is"):
+        model.check_rows(both)

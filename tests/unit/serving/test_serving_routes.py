@@ -68,3 +68,35 @@ def test_an_unknown_path_says_where_the_model_is(
 ) -> None:
     with pytest.raises(NotFound, match=message):
         app_for(models["logistic"].estimator).routes.route(path)
+
+
+@pytest.mark.parametrize("name", ["m", "a/b", "a:b", "a:predict", "versions"])
+def test_the_served_models_paths_route_as_any_other_name_would(
+    models: dict[str, Fitted], app_for: Callable[..., ServingApp], name: str
+) -> None:
+    # The served model's routes are built once, not parsed per request: the same answer, also
+    # for names the parser splits (a 404 stays a 404).
+    served = app_for(models["logistic"].estimator, name=name).routes
+    other = app_for(models["logistic"].estimator, name="other").routes
+    for path in (
+        f"/v1/models/{name}:predict",
+        f"/v2/models/{name}/infer",
+        f"/v2/models/{name}/versions/1/infer",
+        f"/v1/models/{name}",
+        f"/v2/models/{name}",
+        f"/v2/models/{name}/ready",
+    ):
+        try:
+            expected = other.route(path)
+        except NotFound:
+            with pytest.raises(NotFound):
+                served.route(path)
+            continue
+        got = served.route(path)
+        assert (got.endpoint.__name__, got.methods, got.counted_as, got.model, got.version) == (
+            expected.endpoint.__name__,
+            expected.methods,
+            expected.counted_as,
+            expected.model,
+            expected.version,
+        ), path
