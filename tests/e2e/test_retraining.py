@@ -32,11 +32,11 @@ from typing import Any, Final
 
 import numpy as np
 import pytest
+from modeldeploy_operator.local_mlflow import MlflowServer
 from sklearn.datasets import load_iris
 
 from tests.support.images import SERVER_IMAGE
 from tests.support.kube import Kubectl, eventually
-from tests.support.mlflow_server import MlflowServer
 from tests.support.models import model
 from tests.support.nodes import REAL_NODE_SELECTOR
 from tests.support.operator_process import OperatorProcess

@@ -23,13 +23,13 @@ import aiohttp
 import httpx
 import pytest
 from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.local_mlflow import ADMIN, MlflowServer
 from modeldeploy_operator.registry.follow import Answer, Problem, Resolved
 from modeldeploy_operator.registry.poller import RegistryPoller
 from modeldeploy_serving import evaluate
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch import fetch
 
-from tests.support.mlflow_server import ADMIN, MlflowServer
 from tests.unit.operator.factories import md_body
 
 PASSWORD = "not-the-default-1234"

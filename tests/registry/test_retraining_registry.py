@@ -21,12 +21,11 @@ import aiohttp
 import numpy as np
 import pytest
 from modeldeploy_operator.api import MlflowSource
+from modeldeploy_operator.local_mlflow import MlflowServer
 from modeldeploy_operator.registry.mlflow import MlflowClient
 from modeldeploy_serving import evaluate
 from modeldeploy_serving.contract import RETRAINING_RUN_TAG
 from sklearn.datasets import load_iris
-
-from tests.support.mlflow_server import MlflowServer
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 TRAINER: Final = ROOT / "examples" / "retraining" / "train.py"
