@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterator
 from typing import Any, Final
 
+import httpx
 import pytest
 from modeldeploy_operator import drift_loop
 from modeldeploy_operator.local_mlflow import MlflowServer
@@ -86,10 +87,13 @@ def test_shifted_traffic_raises_the_real_drift_and_starts_exactly_one_run(
     k.apply(drift_loop.trainer_config_map())
     k.apply(drift_loop.target(NAME, mlflow.url, registered, node_selector=REAL_NODE_SELECTOR))
     wait_ready(k, NAME, timeout=300)
+    # Other tests on a shared cluster may restart Prometheus: refused while it restarts is "not
+    # yet" here (one run beside other sessions' tests met a ConnectError while it restarted).
     eventually(
         lambda: drift_loop.scraped(prometheus, namespace, NAME),
         timeout=CONFIG_PROPAGATION_TIMEOUT,
         what=f"Prometheus scraping {NAME}'s pods (its PodMonitor)",
+        retrying=(httpx.TransportError,),
     )
     k.apply(
         drift_loop.policy(
