@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import httpx
@@ -40,6 +41,7 @@ from modeldeploy_operator import drift_loop
 from modeldeploy_operator.demo import (
     DEMO_NAMESPACE,
     KUBECONFIG,
+    OPERATOR_LOG,
     ROOT,
     STATE,
     free_port,
@@ -72,9 +74,11 @@ WATCH_PERIOD: Final = 0.5
 
 @dataclass
 class Site:
-    """Where the act plays: the namespace (the demo's unless --namespace says)."""
+    """Where the act plays: the namespace (the demo's unless --namespace says) and the log of
+    the operator that serves it."""
 
     namespace: str = DEMO_NAMESPACE
+    operator_log: Path = OPERATOR_LOG
 
 
 SITE: Final = Site()
@@ -121,7 +125,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
         if found:
             return found
         time.sleep(1)
-    raise SystemExit(f"{what}: not within {timeout:.0f}s (operator log: {STATE / 'operator.log'})")
+    raise SystemExit(f"{what}: not within {timeout:.0f}s (operator log: {SITE.operator_log})")
 
 
 def armed() -> bool:
@@ -137,10 +141,10 @@ class Timeline:
     start: float = field(default_factory=time.time)
     seen: dict[str, float] = field(default_factory=dict)
 
-    def mark(self, key: str, text: str, at: float | None = None) -> None:
+    def mark(self, key: str, text: str) -> None:
         if key in self.seen:
             return
-        self.seen[key] = time.time() if at is None else at
+        self.seen[key] = time.time()
         print(f"    {self.seen[key] - self.start:6.1f}s  {text}", flush=True)
 
 
@@ -245,7 +249,7 @@ def own_operator(namespace: str) -> Iterator[None]:
     the end."""
     if get("namespace", namespace) is None:
         kubectl("create", "namespace", namespace)
-    log = WORK / "operator.log"
+    log = SITE.operator_log = WORK / "operator.log"
     port = free_port()
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -343,7 +347,8 @@ def play() -> None:
             )
             wait_for("the policy Armed", armed, 120)
             service = get("service", NAME)
-            assert service is not None
+            if service is None:
+                raise SystemExit(f"no Service {NAME}: see {SITE.operator_log}")
             url = drift_loop.predict_url(service, NAME)
             features, _ = drift_loop.iris()
             say(f"sending the shifted world's requests to {url} (petals +2 cm, +0.8 cm)")
