@@ -10,13 +10,13 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 KUBE_BIN := $(shell cluster/build.sh paths | sed -n 's|^KUBE_APISERVER=\(.*\)/kube-apiserver$$|\1|p')
 export PATH := $(PATH):$(KUBE_BIN)
 
-.PHONY: help install cluster-up cluster-down cluster-tools cluster-tools-required test test-unit demo run bench bench-chaos bench-gateway bench-serving crds lint e2e-kind images images-docker
+.PHONY: help install cluster-up cluster-down cluster-tools cluster-tools-required test test-unit demo demo-loop run bench bench-chaos bench-gateway bench-serving crds lint e2e-kind images images-docker
 
 help:
 	@echo "make demo   - local cluster + operator + the iris example, end to end"
 	@echo "make test   - the full test suite (unit + real control plane + real Prometheus)"
-	@echo "other: install cluster-up cluster-down run bench bench-chaos bench-gateway bench-serving crds lint"
-	@echo "       e2e-kind images images-docker"
+	@echo "other: install cluster-up cluster-down demo-loop run bench bench-chaos bench-gateway"
+	@echo "       bench-serving crds lint e2e-kind images images-docker"
 
 # The virtual environment, rebuilt when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -80,6 +80,11 @@ run: $(STAMP)
 
 demo: $(STAMP) cluster-up
 	$(PY) -m modeldeploy_operator.demo
+
+# The demo's optional second act, after `make demo`: retraining on real drift, a few minutes
+# (docs/retraining.md).
+demo-loop: $(STAMP) cluster-up
+	$(PY) -m modeldeploy_operator.demo_loop
 
 bench: $(STAMP) cluster-up
 	$(PY) bench/run.py

@@ -26,8 +26,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from modeldeploy_operator.local_mlflow import MlflowServer  # noqa: E402
+
 from tests.support.kube import Kubectl  # noqa: E402
-from tests.support.mlflow_server import MlflowServer  # noqa: E402
 from tests.support.models import model  # noqa: E402
 from tests.support.operator_process import OperatorProcess  # noqa: E402
 

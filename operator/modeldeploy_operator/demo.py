@@ -146,11 +146,11 @@ def start_operator() -> None:
     raise SystemExit(f"the operator did not become ready; see {OPERATOR_LOG}")
 
 
-def wait_ready(name: str, timeout: float = 120) -> dict[str, Any]:
+def wait_ready(name: str, timeout: float = 120, namespace: str = DEMO_NAMESPACE) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
-        md = json.loads(kubectl("get", "md", name, "-o", "json", capture=True))
+        md = json.loads(kubectl("get", "md", name, "-n", namespace, "-o", "json", capture=True))
         status = md.get("status", {})
         line = f"phase={status.get('phase', '-')} " + " ".join(
             f"{c['type']}={c['status']}({c.get('reason', '')})"

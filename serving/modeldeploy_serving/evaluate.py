@@ -30,7 +30,7 @@ import numpy as np
 
 from modeldeploy_serving.contract import EVALUATION_RESULT_MAX_BYTES, GREATER_IS_BETTER
 from modeldeploy_serving.errors import FetchError, ModelLoadError
-from modeldeploy_serving.fetch.http import download_http, http_client
+from modeldeploy_serving.fetch.http import download_http, http_client, tracking_server_headers
 from modeldeploy_serving.fetch.publish import fetch
 from modeldeploy_serving.fetch.source import FetchOptions
 from modeldeploy_serving.model import ServedModel
@@ -164,10 +164,12 @@ def _evaluate_version(
         return {"version": version, "metrics": {}, "error": str(err)[:500]}
 
 
-def _download(uri: str, timeout: float) -> bytes:
+def _download(uri: str, timeout: float, tracking_uri: str) -> bytes:
+    """The holdout's bytes; with MLflow's credentials when it is kept on the tracking server
+    (its artifact proxy), as `modeldeploy fetch` sends them, and to no other host."""
     with tempfile.TemporaryDirectory(prefix="holdout-") as directory:
         target = Path(directory) / "holdout.csv"
-        with http_client(timeout) as client:
+        with http_client(timeout, tracking_server_headers(uri, tracking_uri)) as client:
             download_http(client, uri, target)
         return target.read_bytes()
 
@@ -178,7 +180,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if unknown:
         raise HoldoutError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
     holdout = read_holdout(
-        _download(args.holdout, args.timeout), args.label_column, args.holdout_sha256
+        _download(args.holdout, args.timeout, args.tracking_uri),
+        args.label_column,
+        args.holdout_sha256,
     )
     options = FetchOptions(timeout=args.timeout, mlflow_tracking_uri=args.tracking_uri)
     result = {

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from modeldeploy_operator import drift_loop
 
 from tests.support.images import SERVER_IMAGE
 from tests.support.kube import Kubectl, eventually
@@ -14,6 +15,10 @@ from tests.support.nodes import REAL_NODE_SELECTOR
 from tests.support.operator_process import ROOT, OperatorProcess
 
 CRD = ROOT / "crds" / "modeldeploy.dev_modeldeployments.yaml"
+RETRAINING_CRDS = [
+    ROOT / "crds" / "modeldeploy.dev_retrainingpolicies.yaml",
+    ROOT / "crds" / "modeldeploy.dev_retrainingruns.yaml",
+]
 
 
 def _node_ready_since(kube: Kubectl) -> dict[str, datetime | None]:
@@ -93,3 +98,21 @@ def cluster_dns(kube: Kubectl, real_node: str) -> None:
         f"no cluster DNS Service at {dns} in kube-system: the example's pods resolve its model "
         "store by name"
     )
+
+
+@pytest.fixture
+def retraining_crds(operator: OperatorProcess, kube: Kubectl) -> None:
+    """This tree's RetrainingPolicy and RetrainingRun CRDs, established."""
+    for crd in RETRAINING_CRDS:
+        kube.run("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    for plural in ("retrainingpolicies", "retrainingruns"):
+        kube.run("wait", "--for=condition=Established", f"crd/{plural}.modeldeploy.dev")
+
+
+@pytest.fixture(scope="module")
+def host_address(kube: Kubectl, real_node: str) -> str:
+    """This host's address on the real node's network: where its pods reach the processes a
+    test starts here (an MLflow server, a file server)."""
+    node = kube.get("node", real_node)
+    assert node is not None
+    return drift_loop.host_address(node)

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+from modeldeploy_operator.local_mlflow import MlflowServer
 
 from tests.e2e.conftest import CRD
 from tests.support.failing_prometheus import failing_prometheus
 from tests.support.kube import Kubectl, eventually
-from tests.support.mlflow_server import MlflowServer
 from tests.support.models import condition, model, wait_ready
 from tests.support.operator_process import OperatorProcess
 

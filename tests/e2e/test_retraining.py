@@ -17,14 +17,10 @@ drift series (which the model server's tests cover).
 
 from __future__ import annotations
 
-import functools
-import http.server
-import ipaddress
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,21 +28,18 @@ from typing import Any, Final
 
 import numpy as np
 import pytest
+from modeldeploy_operator import drift_loop
+from modeldeploy_operator.local_mlflow import MlflowServer
 from sklearn.datasets import load_iris
 
 from tests.support.images import SERVER_IMAGE
 from tests.support.kube import Kubectl, eventually
-from tests.support.mlflow_server import MlflowServer
 from tests.support.models import model
 from tests.support.nodes import REAL_NODE_SELECTOR
 from tests.support.operator_process import OperatorProcess
 from tests.support.settable_prometheus import SettablePrometheus, settable_prometheus
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-CRDS: Final = [
-    ROOT / "crds" / "modeldeploy.dev_retrainingpolicies.yaml",
-    ROOT / "crds" / "modeldeploy.dev_retrainingruns.yaml",
-]
 TRAINER: Final = ROOT / "examples" / "retraining" / "train.py"
 THRESHOLD: Final = 0.2
 DRIFTED: Final = 0.45
@@ -54,33 +47,7 @@ DRIFTED: Final = 0.45
 RUN_TIMEOUT: Final = 300
 
 
-@pytest.fixture(autouse=True)
-def retraining_crds(operator: OperatorProcess, kube: Kubectl) -> None:
-    for crd in CRDS:
-        kube.run("apply", "--server-side", "--force-conflicts", "-f", str(crd))
-    for plural in ("retrainingpolicies", "retrainingruns"):
-        kube.run("wait", "--for=condition=Established", f"crd/{plural}.modeldeploy.dev")
-
-
-@pytest.fixture(scope="module")
-def host_address(kube: Kubectl, real_node: str) -> str:
-    """The host's address on the real node's network: what its pods reach the host at (the
-    node's own InternalIP when the node's address is the host's, as cluster/node/up.sh sets)."""
-    node = kube.get("node", real_node)
-    assert node is not None
-    internal = ipaddress.ip_address(
-        next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
-    )
-    listing = subprocess.run(
-        ["ip", "-o", "-4", "addr"], check=True, capture_output=True, text=True
-    ).stdout
-    interfaces = [ipaddress.ip_interface(line.split()[3]) for line in listing.splitlines()]
-    if any(interface.ip == internal for interface in interfaces):
-        return str(internal)
-    for interface in interfaces:
-        if internal in interface.network:
-            return str(interface.ip)
-    raise AssertionError(f"no host address on the network of the real node ({internal})")
+pytestmark = pytest.mark.usefixtures("retraining_crds")
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +60,6 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Itera
         server.stop()
 
 
-class QuietFiles(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the trainers and evaluators download every run."""
-
-
 @pytest.fixture(scope="module")
 def data_url(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[str]:
     """train.csv and holdout.csv (iris, 105 and 45 rows), served from the host to the pods."""
@@ -108,14 +70,8 @@ def data_url(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Ite
     for name, rows in (("train.csv", order[:105]), ("holdout.csv", order[105:])):
         lines = [",".join(f"{v:g}" for v in features[i]) + f",{labels[i]}\n" for i in rows]
         (directory / name).write_text(header + "".join(lines))
-    handler = functools.partial(QuietFiles, directory=str(directory))
-    server = http.server.ThreadingHTTPServer((host_address, 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{host_address}:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with drift_loop.served_files(directory, host_address) as url:
+        yield url
 
 
 @pytest.fixture

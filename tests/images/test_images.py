@@ -135,7 +135,7 @@ def _module_level_imports(package: Path) -> dict[str, set[str]]:
 
 
 # Developer tools in the operator package that never run in the operator image.
-DEV_ONLY = {"demo.py", "plugin.py"}
+DEV_ONLY = {"demo.py", "demo_loop.py", "drift_loop.py", "local_mlflow.py", "plugin.py"}
 
 
 @pytest.mark.parametrize("image", IMAGE_SPECS)

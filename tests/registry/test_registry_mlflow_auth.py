@@ -17,19 +17,19 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import httpx
 import pytest
 from modeldeploy_operator.api import ModelDeployment
+from modeldeploy_operator.local_mlflow import ADMIN, MlflowServer, iris_champion
 from modeldeploy_operator.registry.follow import Answer, Problem, Resolved
 from modeldeploy_operator.registry.poller import RegistryPoller
 from modeldeploy_serving import evaluate
 from modeldeploy_serving.errors import FetchError
 from modeldeploy_serving.fetch import fetch
 
-from tests.support.mlflow_server import ADMIN, MlflowServer, iris_champion
 from tests.unit.operator.factories import md_body
 
 PASSWORD = "not-the-default-1234"
@@ -176,3 +176,67 @@ def test_the_trainer_and_the_evaluator_use_the_variables_their_jobs_get(
     for side in ("candidate", "champion"):
         assert "error" not in result[side], result[side]
         assert set(result[side]["metrics"]) == {"accuracy"}
+
+
+class RecordingFiles(http.server.SimpleHTTPRequestHandler):
+    """Files that note the Authorization header of every request (None: none was sent)."""
+
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        RecordingFiles.seen.append(self.headers.get("authorization"))
+        super().do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_the_evaluator_reads_a_holdout_on_the_tracking_server_with_its_credentials(
+    mlflow: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holdout kept in MLflow (its artifact proxy, which wants the credentials too) is
+    downloaded with the variables the evaluator Job gets from the Secret; a holdout elsewhere
+    is downloaded without them (no other host ever sees MLflow's credentials)."""
+    holdout = f"{mlflow.url}/api/2.0/mlflow-artifacts/artifacts/datasets/iris/holdout.csv"
+    httpx.put(holdout, content=IRIS_CSV.encode(), auth=(ADMIN, PASSWORD)).raise_for_status()
+    assert httpx.get(holdout).status_code == 401
+    # The evaluator Job's environment: the credentials, and the tracking server only as an
+    # argument (jobs.evaluation_job sets no MLFLOW_TRACKING_URI).
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", ADMIN)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORD)
+
+    def scored(holdout_url: str) -> dict[str, Any]:
+        output = tmp_path / "result.json"
+        output.unlink(missing_ok=True)
+        status = evaluate.main(
+            [
+                "--tracking-uri", mlflow.url, "--registered-model", "iris",
+                "--candidate", "2", "--champion", "1",
+                "--holdout", holdout_url, "--metrics", "accuracy",
+                "--output", str(output),
+            ]
+        )  # fmt: skip
+        assert status == 0, f"the evaluator could not read {holdout_url}"
+        result: dict[str, Any] = json.loads(output.read_text())
+        return result
+
+    result = scored(holdout)
+    assert result["holdoutSha256"] == hashlib.sha256(IRIS_CSV.encode()).hexdigest()
+    for side in ("candidate", "champion"):
+        assert "error" not in result[side], result[side]
+        assert set(result[side]["metrics"]) == {"accuracy"}
+
+    directory = tmp_path / "elsewhere"
+    directory.mkdir()
+    (directory / "holdout.csv").write_text(IRIS_CSV)
+    handler = functools.partial(RecordingFiles, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        RecordingFiles.seen.clear()
+        scored(f"http://127.0.0.1:{server.server_address[1]}/holdout.csv")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert RecordingFiles.seen == [None]

@@ -12,14 +12,13 @@ import aiohttp
 import httpx
 import pytest
 from modeldeploy_operator.api import MlflowSource
+from modeldeploy_operator.local_mlflow import MlflowServer, iris_champion
 from modeldeploy_operator.registry.mlflow import (
     MlflowClient,
     ModelFile,
     ReferenceNotFound,
     RegisteredVersion,
 )
-
-from tests.support.mlflow_server import MlflowServer, iris_champion
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,13 @@ import aiohttp
 import numpy as np
 import pytest
 from modeldeploy_operator.api import MlflowSource
+from modeldeploy_operator.local_mlflow import MlflowServer
 from modeldeploy_operator.registry.mlflow import MlflowClient
 from modeldeploy_serving import evaluate
 from modeldeploy_serving.contract import RETRAINING_RUN_TAG
+from modeldeploy_serving.drift import load_reference
+from modeldeploy_serving.fetch import fetch
 from sklearn.datasets import load_iris
-
-from tests.support.mlflow_server import MlflowServer
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 TRAINER: Final = ROOT / "examples" / "retraining" / "train.py"
@@ -108,17 +109,23 @@ def test_the_alias_is_read_and_moved(mlflow: MlflowServer) -> None:
     assert client_call(mlflow, "alias_version", "challenger") == "2"
 
 
-def test_a_version_the_trainer_registered_can_be_pinned(mlflow: MlflowServer) -> None:
+def pinned(server: MlflowServer, version: str) -> tuple[str, str]:
+    """The model file the operator pins for `version` (what the pods fetch), and its digest."""
+
     async def pin() -> tuple[str, str]:
         source = MlflowSource.model_validate(
-            {"trackingUri": mlflow.url, "registeredModel": MODEL, "follow": {"version": "2"}}
+            {"trackingUri": server.url, "registeredModel": MODEL, "follow": {"version": version}}
         )
         async with aiohttp.ClientSession() as session:
             client = MlflowClient(session, source)
             found = await client.model_file(await client.lookup())
             return found.uri, found.sha256
 
-    uri, digest = asyncio.run(pin())
+    return asyncio.run(pin())
+
+
+def test_a_version_the_trainer_registered_can_be_pinned(mlflow: MlflowServer) -> None:
+    uri, digest = pinned(mlflow, "2")
     assert uri.endswith("/model/model.joblib") and len(digest) == 64
 
 
@@ -170,3 +177,22 @@ def test_evaluate_refuses_a_holdout_other_than_the_pinned_one(
 ) -> None:
     status, result = run_evaluate(mlflow, data[0], tmp_path, "2", "--holdout-sha256", "0" * 64)
     assert status == 1 and result is None
+
+
+def test_a_version_trained_with_its_drift_reference_reaches_the_pods_with_it(
+    mlflow: MlflowServer, data: tuple[str, Path], tmp_path: Path
+) -> None:
+    """`--drift-reference` registers reference.json beside the model file: the pods' fetch of
+    the pinned file brings it along, and the server's drift metric reads it."""
+    printed = train(mlflow, data[0], "with-reference", "--drift-reference")
+    version = printed.split(f"registered {MODEL} version ")[1].split()[0]
+    uri, digest = pinned(mlflow, version)
+    assert uri.endswith("/model/model.joblib")
+    fetch(uri, tmp_path / "with", digest)
+    reference = load_reference(tmp_path / "with")
+    assert reference is not None
+    assert reference.features == ("a", "b", "c", "d") and reference.rows == 105
+    # Without the flag, no reference: the server exports no drift for that version.
+    uri, digest = pinned(mlflow, "2")
+    fetch(uri, tmp_path / "without", digest)
+    assert load_reference(tmp_path / "without") is None

@@ -151,9 +151,10 @@ def mlflow_credentials() -> dict[str, str]:
     return {}
 
 
-def tracking_server_headers(url: str) -> dict[str, str]:
-    """MLflow's credentials for a URL under `$MLFLOW_TRACKING_URI`; nothing for any other."""
-    tracking = os.environ.get(ENV_MLFLOW_TRACKING_URI, "").rstrip("/")
+def tracking_server_headers(url: str, tracking_uri: str | None = None) -> dict[str, str]:
+    """MLflow's credentials for a URL under the tracking server (`tracking_uri`, default
+    `$MLFLOW_TRACKING_URI`); nothing for any other."""
+    tracking = (tracking_uri or os.environ.get(ENV_MLFLOW_TRACKING_URI, "")).rstrip("/")
     if not tracking.startswith(("http://", "https://")) or not url.startswith(f"{tracking}/"):
         return {}
     return mlflow_credentials()

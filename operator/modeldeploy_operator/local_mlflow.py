@@ -1,7 +1,12 @@
-"""A real `mlflow server` for tests: SQLite backend store, artifacts served over HTTP by its
-artifact proxy, on 127.0.0.1 (or an address the real node's pods reach: `host`); registered
-scikit-learn models logged by MLflow itself. With `admin_password`, MLflow's own basic-auth app
-(`--app-name basic-auth`): every request but /health needs the admin's credentials."""
+"""A real `mlflow server` as a local process, for the tests and `make demo-loop`: SQLite backend
+store, artifacts served over HTTP by its artifact proxy, on 127.0.0.1 (or an address the real
+node's pods reach: `host`); registered scikit-learn models logged by MLflow itself. With
+`admin_password`, MLflow's own basic-auth app (`--app-name basic-auth`): every request but
+/health needs the admin's credentials.
+
+A developer tool (it needs the `mlflow` package of the dev extra): it never runs in the operator
+image.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.ports import free_port
+from modeldeploy_operator.demo import free_port
 
 # Logs one scikit-learn model per argument (its C) in a run of its own, as a training script
 # would, each registered as the next version of NAME.
@@ -92,8 +97,10 @@ class MlflowServer:
         )
         deadline = time.monotonic() + START_SECONDS
         while True:
-            assert self._proc.poll() is None, log.read_text()[-2000:]
-            assert time.monotonic() < deadline, f"mlflow server did not start: {log}"
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not start in {START_SECONDS:.0f}s: {log}")
             try:
                 if httpx.get(f"{self.url}/health").status_code == 200:
                     return
