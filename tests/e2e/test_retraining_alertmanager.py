@@ -38,7 +38,7 @@ from tests.e2e.test_retraining import (
     runs_of,
     trainer_config_map,
 )
-from tests.support.kube import Kubectl, eventually
+from tests.support.kube import TEST_PREFIX, Kubectl, eventually
 from tests.support.operator_process import OperatorProcess
 from tests.support.ports import free_port
 
@@ -151,8 +151,9 @@ class Alertmanager:
 
 @pytest.fixture
 def own_namespace(kube: Kubectl) -> Iterator[Kubectl]:
-    """Outside `<TEST_PREFIX>-*`: only this test's operator acts here."""
-    name = f"x-alertmanager-{uuid.uuid4().hex[:6]}"
+    """`<TEST_PREFIX>alertmanager-…`, outside `<TEST_PREFIX>-*` (as the chart tests name theirs):
+    only this test's operator acts here."""
+    name = f"{TEST_PREFIX}alertmanager-{uuid.uuid4().hex[:6]}"
     kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     yield kube.in_namespace(name)
     kube.delete("namespace", name)
