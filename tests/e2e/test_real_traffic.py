@@ -422,11 +422,15 @@ def test_the_hpa_scales_a_version_up_under_cpu_load_and_back_down(site: Site) ->
     scales on it."""
     name = "autoscaled"
     body = site.model(name, STABLE, [50])
-    # 100 requests/s cost a LogisticRegression pod well above half of a 50m CPU request.
+    # 100 requests/s cost a LogisticRegression pod about all of a 50m CPU request (118 % in the
+    # run of 2026-12-01, less since the server's hot path got cheaper). The target is a quarter
+    # of that, so that two pods still run at about twice the target: the HPA leaves a ratio
+    # within 10 % of the target alone, and at a 50 % target the cheaper server stopped at 2 pods.
+    target_utilization = 25
     body["spec"]["autoscaling"] = {
         "minReplicas": 1,
         "maxReplicas": 3,
-        "targetCPUUtilizationPercentage": 50,
+        "targetCPUUtilizationPercentage": target_utilization,
         "scaleDownStabilization": "15s",
     }
     site.k.apply(body)
@@ -448,8 +452,13 @@ def test_the_hpa_scales_a_version_up_under_cpu_load_and_back_down(site: Site) ->
         eventually(lambda: replicas() >= 2, timeout=240, interval=2, what=f"{target} scaled up")
         up_after = time.monotonic() - start
         busy = cpu_utilization()
-        eventually(lambda: replicas() == 3, timeout=120, interval=2, what=f"{target} at 3 pods")
-    assert busy is not None and busy > 50, busy
+        eventually(
+            lambda: replicas() == 3,
+            timeout=120,
+            interval=2,
+            what=f"{target} at 3 pods (CPU {busy}% of the request when it reached 2)",
+        )
+    assert busy is not None and busy > target_utilization, busy
     stopped = time.monotonic()
     eventually(lambda: replicas() == 1, timeout=300, interval=2, what=f"{target} scaled down")
     down_after = time.monotonic() - stopped
