@@ -17,6 +17,7 @@ import os
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -161,6 +162,24 @@ def _ready_replicas(k: Kubectl, name: str) -> int:
     return int(deployment.get("status", {}).get("readyReplicas", 0))
 
 
+def _pods(k: Kubectl, name: str) -> list[dict[str, Any]]:
+    """The pods of Deployment `name`, terminating ones included (a terminating pod may still be
+    answering the connections it has)."""
+    deployment = k.get("deployment", name) or {}
+    labels = deployment.get("spec", {}).get("selector", {}).get("matchLabels", {})
+    return k.list("pods", ",".join(f"{key}={value}" for key, value in labels.items()))
+
+
+def _answers(url: str) -> bool:
+    """Whether the model's Service answers: a Ready version's endpoint reaches kube-proxy's rules
+    a moment after the pod is ready, and until then a connection is refused."""
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
 def _external_metric(kube: Kubectl, namespace: str, hpa: dict[str, Any]) -> list[dict[str, Any]]:
     """What the external metrics API answers for the first metric of KEDA's HPA (its first
     trigger's: the version's own request rate)."""
@@ -194,6 +213,7 @@ def test_keda_scales_a_version_from_one_pod_up_on_its_adapters_metrics(
     # Requests through the model's Service, above what one pod should serve.
     service = k.get("service", NAME) or {}
     url = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
+    eventually(lambda: _answers(url), timeout=30, what=f"the Service of {track} answering")
     rate = LOAD_RPS / LOAD_CONNECTIONS
     started = time.monotonic()
     with Load(url, NAME, connections=LOAD_CONNECTIONS, rate=rate) as load:
@@ -243,12 +263,13 @@ def test_requests_through_the_gateway_wake_a_version_at_zero(
         f"the platform's Prometheus does not scrape Traefik (job {TRAEFIK_SCRAPE_JOB}); a "
         f"platform started before it did must be restarted ({STARTED_BY}): {up}"
     )
-    # Zero pods (the test before waited for it).
+    # Zero pods: scaled to zero (the test before waited for it), and the last pod gone, not only
+    # unready (while it terminates it may still answer through the Gateway).
     eventually(
-        lambda: _replicas(k, track) == 0 and _ready_replicas(k, track) == 0,
+        lambda: _replicas(k, track) == 0 and not _pods(k, track),
         timeout=TO_ZERO_TIMEOUT,
         interval=5,
-        what=f"KEDA scaling the idle {track} to zero",
+        what=f"KEDA scaling the idle {track} to zero and its last pod gone",
     )
 
     # A client retrying through the Gateway: Traefik answers 503 until a pod serves.
