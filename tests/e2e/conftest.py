@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from modeldeploy_operator import drift_loop
+from modeldeploy_operator.local_mlflow import MlflowServer
 
 from tests.support.images import SERVER_IMAGE
 from tests.support.kube import Kubectl, eventually
@@ -116,3 +117,15 @@ def host_address(kube: Kubectl, real_node: str) -> str:
     node = kube.get("node", real_node)
     assert node is not None
     return drift_loop.host_address(node)
+
+
+@pytest.fixture(scope="module")
+def mlflow(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[MlflowServer]:
+    """A real `mlflow server` on the host's address, which the real node's pods (trainers,
+    evaluators, servers) reach; a module may define its own instead."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), host=host_address)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -51,16 +51,6 @@ pytestmark = pytest.mark.usefixtures("retraining_crds")
 
 
 @pytest.fixture(scope="module")
-def mlflow(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), host=host_address)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def data_url(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[str]:
     """train.csv and holdout.csv (iris, 105 and 45 rows), served from the host to the pods."""
     directory = tmp_path_factory.mktemp("data")

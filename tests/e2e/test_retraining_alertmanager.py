@@ -32,7 +32,6 @@ from modeldeploy_operator.retraining.receiver import PATH
 from tests.e2e.test_retraining import (
     data_url,  # noqa: F401 (a fixture)
     following,
-    mlflow,  # noqa: F401 (a fixture)
     policy,
     register_champion,
     runs_of,
@@ -165,7 +164,7 @@ def conditions_of(found: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
 
 def test_repeated_alertmanager_notifications_make_exactly_one_run(
     own_namespace: Kubectl,
-    mlflow: MlflowServer,  # noqa: F811 (the fixture imported above)
+    mlflow: MlflowServer,
     data_url: str,  # noqa: F811 (the fixture imported above)
     tmp_path: Path,
 ) -> None:

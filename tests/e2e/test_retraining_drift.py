@@ -48,16 +48,6 @@ SHIFTED_FEATURES: Final = {
 
 
 @pytest.fixture(scope="module")
-def mlflow(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[MlflowServer]:
-    server = MlflowServer(tmp_path_factory.mktemp("mlflow"), host=host_address)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def data_url(tmp_path_factory: pytest.TempPathFactory, host_address: str) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("data")
     drift_loop.write_data(directory)
